@@ -1,0 +1,39 @@
+# wgops: `make demo` and `make test` work on a fresh machine.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: demo test bench screenshots broker venv clean lint
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	@touch $(STAMP)
+
+venv: $(STAMP)
+
+broker:
+	@bash scripts/ensure-broker.sh
+
+demo: venv broker
+	$(VENV)/bin/wgops init
+	$(VENV)/bin/wgops demo
+
+test: venv broker
+	@bash scripts/ensure-postgres.sh
+	$(PY) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+
+bench: venv broker
+	$(PY) -m bench
+
+screenshots: venv
+	@bash scripts/ensure-screenshot-tools.sh
+	$(PY) -m console.screenshots
+
+lint: venv
+	$(PY) -m ruff check console daemon store tests || true
+
+clean:
+	rm -rf $(VENV) .pytest_cache

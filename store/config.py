@@ -1,0 +1,187 @@
+"""Typed settings: ``$WGOPS_HOME/config.toml`` < environment < flags, validated once.
+
+Every URL that is printed or logged goes through :func:`mask_url`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from store.errors import ConfigError
+
+DEFAULT_BROKER_URL = "amqp://guest:guest@127.0.0.1:5672/"
+DEFAULT_ALLOW = "examples.tasks:*"
+NAMESPACE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+TRUE = {"1", "true", "yes", "on"}
+FALSE = {"0", "false", "no", "off", ""}
+
+
+def default_home(env: dict[str, str] | None = None) -> Path:
+    """``$XDG_DATA_HOME/wgops``, else ``~/.local/share/wgops``."""
+    env = os.environ if env is None else env
+    base = env.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
+    return Path(base) / "wgops"
+
+
+def mask_url(url: str) -> str:
+    """Return ``url`` with its password replaced by ``***``."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<unparsable url>"
+    userinfo, at, hostport = parts.netloc.rpartition("@")
+    if not at or ":" not in userinfo:
+        return url
+    user = userinfo.split(":", 1)[0]
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{hostport}"))
+
+
+def _bool(name: str, value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in TRUE:
+        return True
+    if text in FALSE:
+        return False
+    raise ConfigError(f"{name} must be on or off, not {value!r}")
+
+
+def _float(name: str, value: Any, minimum: float = 0.0) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{name} must be a number, not {value!r}") from None
+    if number < minimum:
+        raise ConfigError(f"{name} must be at least {minimum}, not {number}")
+    return number
+
+
+def _int(name: str, value: Any, minimum: int = 0) -> int:
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{name} must be an integer, not {value!r}") from None
+    if number < minimum:
+        raise ConfigError(f"{name} must be at least {minimum}, not {number}")
+    return number
+
+
+def _list(value: Any) -> tuple[str, ...]:
+    if isinstance(value, (list, tuple)):
+        items = [str(v) for v in value]
+    else:
+        items = str(value).split(",")
+    return tuple(item.strip() for item in items if item.strip())
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every setting of an installation. Build it with :meth:`load`."""
+
+    home: Path
+    broker_url: str = DEFAULT_BROKER_URL
+    db_url: str = ""
+    namespace: str = "wgops"
+    allow: tuple[str, ...] = (DEFAULT_ALLOW,)
+    task_path: tuple[str, ...] = ()
+    shell: bool = False
+    heartbeat: float = 1.0            # seconds between daemon heartbeats
+    stale_after: float = 3.0          # a heartbeat older than this means the daemon is dead
+    max_lost: int = 3                 # a task that loses its worker this often is quarantined
+    max_result_bytes: int = 1_000_000
+    max_message_bytes: int = 4_000_000
+    consumer_timeout: float = 1800.0  # the broker's consumer_timeout, seconds
+    grace: float = 30.0               # seconds a stopping worker lets running tasks finish
+
+    def __post_init__(self) -> None:
+        if not NAMESPACE_RE.match(self.namespace):
+            raise ConfigError(
+                f"WGOPS_NAMESPACE {self.namespace!r} must be letters, digits, '_', '.' or '-'")
+        if not self.broker_url.startswith(("amqp://", "amqps://")):
+            raise ConfigError(f"WGOPS_BROKER_URL must start with amqp:// or amqps://, "
+                              f"not {mask_url(self.broker_url)!r}")
+        if not self.db_url:
+            object.__setattr__(self, "db_url", f"sqlite:///{self.home / 'wgops.db'}")
+        if not self.db_url.startswith(("sqlite://", "postgresql://", "postgres://")):
+            raise ConfigError("WGOPS_DB_URL must be sqlite:///PATH or postgresql://..., "
+                              f"not {mask_url(self.db_url)!r}")
+        if self.stale_after <= self.heartbeat:
+            raise ConfigError("stale_after must be longer than heartbeat")
+
+    @property
+    def config_file(self) -> Path:
+        return self.home / "config.toml"
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.home / "logs"
+
+    def masked(self) -> dict[str, str]:
+        return {"broker": mask_url(self.broker_url), "database": mask_url(self.db_url)}
+
+    @classmethod
+    def load(cls, env: dict[str, str] | None = None, **flags: Any) -> "Settings":
+        """Read ``config.toml``, then the environment, then ``flags`` (None = not given)."""
+        env = dict(os.environ if env is None else env)
+        home = Path(flags.get("home") or env.get("WGOPS_HOME") or default_home(env)).expanduser()
+        values: dict[str, Any] = {}
+        config_file = home / "config.toml"
+        if config_file.exists():
+            try:
+                values.update(tomllib.loads(config_file.read_text()))
+            except (tomllib.TOMLDecodeError, OSError) as exc:
+                raise ConfigError(f"{config_file}: {exc}") from None
+        for name in _FIELDS:
+            key = f"WGOPS_{name.upper()}"
+            if key in env:
+                values[name] = env[key]
+        values.update({k: v for k, v in flags.items() if v is not None and k != "home"})
+        unknown = sorted(set(values) - set(_FIELDS))
+        if unknown:
+            raise ConfigError(f"{config_file}: unknown setting {unknown[0]!r}")
+        return cls(home=home, **_coerce(values))
+
+
+_FIELDS = [f.name for f in dataclasses.fields(Settings) if f.name != "home"]
+
+
+def _coerce(values: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name, value in values.items():
+        if name in ("allow", "task_path"):
+            out[name] = _list(value) if name == "allow" else tuple(
+                p for p in (value if isinstance(value, list) else str(value).split(os.pathsep))
+                if p)
+        elif name == "shell":
+            out[name] = _bool("WGOPS_SHELL", value)
+        elif name in ("max_lost", "max_result_bytes", "max_message_bytes"):
+            out[name] = _int(name, value, minimum=1)
+        elif name in ("heartbeat", "stale_after", "consumer_timeout", "grace"):
+            out[name] = _float(name, value, minimum=0.05)
+        else:
+            out[name] = str(value)
+    return out
+
+
+def default_config_text(settings: Settings) -> str:
+    """The commented ``config.toml`` that ``wgops init`` writes."""
+    return (
+        "# wgops configuration; the environment (WGOPS_*) and flags override it.\n"
+        f'# broker_url = "{DEFAULT_BROKER_URL}"\n'
+        f'# db_url = "sqlite:///{settings.home / "wgops.db"}"\n'
+        '# namespace = "wgops"\n'
+        f'# allow = ["{DEFAULT_ALLOW}"]\n'
+        "# task_path = []\n"
+        "# shell = false\n"
+    )
+
+
+__all__ = ["Settings", "mask_url", "default_config_text", "default_home", "field"]

@@ -1,0 +1,146 @@
+"""Creating graph rows from a normalised document, and reading graphs back (list, show)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from typing import Any
+
+import peewee
+from peewee import fn
+
+from store.errors import NotFound
+from store.models import GRAPH_TERMINAL, TASK_TERMINAL, Graph, Pool, Task, dumps, loads
+
+
+def create_graph(doc: dict[str, Any], *, priority: int | None = None,
+                 parent_task: Task | int | None = None, root: int | None = None, depth: int = 0,
+                 owner: str | None = None, inputs: dict[str, Any] | None = None,
+                 state: str = "queued") -> Graph:
+    """Insert a graph and its tasks (call inside a write transaction)."""
+    now = time.time()
+    merged_inputs = {**doc.get("inputs", {}), **(inputs or {})}
+    graph = Graph.create(
+        name=doc["name"], state=state,
+        priority=doc.get("priority", 0) if priority is None else priority,
+        scheduler=owner, parent_task=parent_task, root=root, depth=depth,
+        source=doc.get("source"), document=dumps(doc), inputs=dumps(merged_inputs),
+        created=now, started=now if state == "running" else None)
+    if root is None:
+        graph.root = graph.id
+        Graph.update(root=graph.id).where(Graph.id == graph.id).execute()
+    rows = []
+    for name, spec in doc["tasks"].items():
+        rows.append({"graph": graph.id, "name": name, "kind": spec["kind"], "spec": dumps(spec),
+                     "deps": dumps(spec["deps"]), "pool": spec.get("pool", "default"),
+                     "state": "waiting"})
+    for start in range(0, len(rows), 500):
+        Task.insert_many(rows[start:start + 500]).execute()
+    for pool in {row["pool"] for row in rows}:
+        Pool.insert(name=pool, max_running=None).on_conflict_ignore().execute()
+    return graph
+
+
+def get_graph(graph_id: int) -> Graph:
+    graph = Graph.get_or_none(Graph.id == graph_id)
+    if graph is None:
+        raise NotFound(f"no graph {graph_id}")
+    return graph
+
+
+def progress(graph_ids: Iterable[int]) -> dict[int, tuple[int, int]]:
+    """``{graph_id: (tasks_total, tasks_done)}`` in one query."""
+    ids = list(graph_ids)
+    out: dict[int, tuple[int, int]] = {gid: (0, 0) for gid in ids}
+    if not ids:
+        return out
+    done = fn.SUM(peewee.Case(None, [(Task.state.in_(TASK_TERMINAL), 1)], 0))
+    query = (Task.select(Task.graph, fn.COUNT(Task.id).alias("total"), done.alias("done"))
+             .where(Task.graph.in_(ids)).group_by(Task.graph).tuples())
+    for gid, total, ndone in query:
+        out[gid] = (int(total), int(ndone or 0))
+    return out
+
+
+def list_graphs(state: str | None = None, limit: int | None = None,
+                include_nested: bool = False) -> list[dict[str, Any]]:
+    """Rows for ``wgops graph list`` (DESIGN §6), newest first."""
+    query = Graph.select().order_by(Graph.id.desc())
+    if state:
+        query = query.where(Graph.state == state)
+    if not include_nested:
+        query = query.where(Graph.parent_task.is_null())
+    if limit:
+        query = query.limit(limit)
+    graphs = list(query)
+    counts = progress(g.id for g in graphs)
+    return [{"id": g.id, "name": g.name, "state": g.state, "priority": g.priority,
+             "scheduler": g.scheduler, "tasks_total": counts[g.id][0],
+             "tasks_done": counts[g.id][1]} for g in graphs]
+
+
+def task_json(task: Task) -> dict[str, Any]:
+    return {"name": task.name, "state": task.state, "attempts": task.attempts,
+            "worker": task.worker, "started": task.started, "finished": task.finished,
+            "result": loads(task.result), "error": loads(task.error)}
+
+
+def show_graph(graph_id: int) -> dict[str, Any]:
+    """The document of ``wgops graph show --json`` (DESIGN §6), with reasons and children."""
+    graph = get_graph(graph_id)
+    tasks = list(Task.select().where(Task.graph == graph.id).order_by(Task.id))
+    reasons = waiting_reasons(graph, tasks)
+    children = {g.parent_task_id: g.id for g in
+                Graph.select(Graph.id, Graph.parent_task)
+                .where(Graph.parent_task.in_([t.id for t in tasks if t.kind == "graph"]))}
+    out_tasks = []
+    for task in tasks:
+        row = task_json(task)
+        row.update({"kind": task.kind, "pool": task.pool, "deps": loads(task.deps),
+                    "waiting_for": reasons.get(task.id), "child": children.get(task.id)})
+        out_tasks.append(row)
+    return {"id": graph.id, "name": graph.name, "state": graph.state,
+            "priority": graph.priority, "scheduler": graph.scheduler,
+            "parent": parent_graph_id(graph), "outputs": loads(graph.outputs),
+            "error": loads(graph.error), "created": graph.created, "started": graph.started,
+            "finished": graph.finished, "inputs": loads(graph.inputs), "tasks": out_tasks}
+
+
+def parent_graph_id(graph: Graph) -> int | None:
+    if graph.parent_task_id is None:
+        return None
+    row = Task.select(Task.graph).where(Task.id == graph.parent_task_id).first()
+    return row.graph_id if row else None
+
+
+def waiting_reasons(graph: Graph, tasks: list[Task], now: float | None = None) \
+        -> dict[int, str]:
+    """Why each non-running, non-terminal task is not running.
+
+    Dependencies and pause are derived from the rows; pool caps and missing workers come from
+    the scheduler's stored reason; a queued task waits for a free slot in its pool.
+    """
+    now = time.time() if now is None else now
+    state_of = {t.name: t.state for t in tasks}
+    out: dict[int, str] = {}
+    for task in tasks:
+        if task.state not in ("waiting", "queued"):
+            continue
+        if graph.state in GRAPH_TERMINAL:
+            continue
+        pending = [d for d in loads(task.deps) if state_of.get(d) != "finished"]
+        if task.state == "waiting" and pending:
+            out[task.id] = "waiting for " + ", ".join(pending)
+        elif graph.state == "paused":
+            out[task.id] = "graph paused"
+        elif task.waiting_for:
+            out[task.id] = task.waiting_for
+        elif task.state == "queued" and task.not_before and task.not_before > now:
+            out[task.id] = f"retry in {task.not_before - now:.1f}s"
+        elif task.state == "queued":
+            out[task.id] = f"queued for a free slot in pool {task.pool}"
+        elif graph.state == "queued":
+            out[task.id] = "graph not yet claimed by a scheduler"
+        else:
+            out[task.id] = "ready, about to be queued"
+    return out

@@ -1,0 +1,150 @@
+"""The tables. JSON payloads are stored as text; times are Unix seconds (float).
+
+Times are DoubleField: a FloatField is REAL (4 bytes) on PostgreSQL, 128 s apart at today's
+Unix times.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import peewee
+from peewee import (
+    AutoField,
+    CharField,
+    DeferredForeignKey,
+    DoubleField,
+    ForeignKeyField,
+    IntegerField,
+    TextField,
+)
+
+from store.db import BaseModel
+
+GRAPH_STATES = ("queued", "running", "paused", "finished", "failed", "killed")
+GRAPH_ACTIVE = ("queued", "running", "paused")
+GRAPH_TERMINAL = ("finished", "failed", "killed")
+TASK_STATES = ("waiting", "queued", "running", "finished", "failed", "skipped", "killed")
+TASK_TERMINAL = ("finished", "failed", "skipped", "killed")
+TASK_ACTIVE = ("waiting", "queued", "running")
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), sort_keys=False)
+
+
+def loads(text: str | None) -> Any:
+    return None if text is None else json.loads(text)
+
+
+class Graph(BaseModel):
+    """One submitted graph, or a nested graph spawned by ``parent_task``."""
+
+    id = AutoField()
+    name = CharField()
+    state = CharField(default="queued", index=True)
+    priority = IntegerField(default=0)
+    scheduler = CharField(null=True, index=True)   # owner; NULL until claimed
+    epoch = IntegerField(default=0)                # bumped on every owner change: the fence
+    parent_task = DeferredForeignKey("Task", null=True, index=True, on_delete="CASCADE")
+    root = IntegerField(null=True, index=True)     # the top-level graph of a nested one
+    depth = IntegerField(default=0)
+    source = CharField(null=True)                  # file it came from
+    document = TextField()                         # normalised document (JSON)
+    inputs = TextField(default="{}")
+    outputs = TextField(null=True)
+    error = TextField(null=True)
+    created = DoubleField(default=time.time)
+    started = DoubleField(null=True)
+    finished = DoubleField(null=True)
+
+
+class Task(BaseModel):
+    """One task of a graph. ``attempts`` counts starts; ``lost`` counts starts whose worker died."""
+
+    id = AutoField()
+    graph = ForeignKeyField(Graph, backref="tasks", on_delete="CASCADE")
+    name = CharField()
+    kind = CharField()                             # python | shell | graph
+    spec = TextField()                             # the task's document entry (JSON)
+    deps = TextField(default="[]")                 # names of the tasks it depends on
+    pool = CharField(default="default")
+    state = CharField(default="waiting")
+    attempts = IntegerField(default=0)
+    lost = IntegerField(default=0)
+    worker = CharField(null=True)
+    detached = DoubleField(null=True)              # when its worker acked it early (long task)
+    args = TextField(null=True)                    # arguments as dispatched (resolved)
+    result = TextField(null=True)
+    error = TextField(null=True)                   # {"type", "message", "traceback"}
+    waiting_for = TextField(null=True)             # the scheduler's reason, when it has one
+    queued_at = DoubleField(null=True)
+    not_before = DoubleField(null=True)
+    started = DoubleField(null=True)
+    finished = DoubleField(null=True)
+
+    class Meta:
+        indexes = ((("graph", "name"), True), (("pool", "state"), False),
+                   (("state", "worker"), False))
+
+
+class Scheduler(BaseModel):
+    id = CharField(primary_key=True)
+    host = CharField()
+    pid = IntegerField()
+    state = CharField(default="running")           # running | stopping | stopped | dead
+    started = DoubleField(default=time.time)
+    heartbeat = DoubleField(default=time.time)
+    graphs = IntegerField(default=0)
+
+
+class Worker(BaseModel):
+    id = CharField(primary_key=True)
+    host = CharField()
+    pid = IntegerField()
+    state = CharField(default="running")
+    slots = IntegerField()
+    pools = TextField(default='["default"]')
+    busy = IntegerField(default=0)
+    executing = TextField(default="[]")
+    started = DoubleField(default=time.time)
+    heartbeat = DoubleField(default=time.time)
+
+
+class Pool(BaseModel):
+    name = CharField(primary_key=True)
+    max_running = IntegerField(null=True)          # NULL: unlimited
+
+
+class Event(BaseModel):
+    """Append-only log of graph transitions, control actions and terminal task states."""
+
+    id = AutoField()
+    ts = DoubleField(default=time.time, index=True)
+    graph = IntegerField(null=True, index=True)
+    task = IntegerField(null=True)
+    kind = CharField()
+    actor = CharField(null=True)
+    data = TextField(null=True)
+
+
+class DeadLetter(BaseModel):
+    """A message refused on receipt, or a task quarantined after losing its worker."""
+
+    id = AutoField()
+    ts = DoubleField(default=time.time)
+    queue = CharField()
+    reason = TextField()
+    body = TextField()
+    daemon = CharField(null=True)
+
+
+class SchemaVersion(BaseModel):
+    version = IntegerField(primary_key=True)
+    applied = DoubleField(default=time.time)
+
+
+MODELS: list[type[peewee.Model]] = [SchemaVersion, Graph, Task, Scheduler, Worker, Pool, Event,
+                                    DeadLetter]
