@@ -1,0 +1,570 @@
+"""The scheduler daemon: claims graphs, resolves dependencies, dispatches ready tasks, drives
+nested graphs, collects outputs, adopts the graphs of dead schedulers. Never runs user code.
+
+A loop object (``initialize`` / ``tick(now)`` / ``shutdown``): the heartbeat tick does the
+periodic work (heartbeat, adoption, pool retries, stall checks) at an injectable time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import itertools
+import logging
+import os
+import time
+from collections.abc import Callable
+from typing import Any
+
+from aio_pika.abc import AbstractIncomingMessage
+
+from daemon.broker import Broker, event, refuse
+from daemon.graphrun import GraphRun, Node, spec_of
+from daemon.protocol import (
+    SCHEDULER_OPS,
+    Control,
+    Event,
+    LaunchGraph,
+    RunTask,
+    TaskDone,
+    check_control,
+    decode,
+)
+from store import transitions as tx
+from store.config import Settings
+from store.db import AsyncStore, Store
+from store.errors import ProtocolError
+from store.models import dumps
+from store.refs import MissingValue, substitute
+
+logger = logging.getLogger(__name__)
+
+STALL_AFTER = 5.0          # seconds without news before in-flight tasks are checked in the DB
+
+
+class SchedulerDaemon:
+    def __init__(self, settings: Settings, sid: str, clock: Callable[[], float] = time.time):
+        self.settings = settings
+        self.id = sid
+        self.clock = clock
+        self.store = Store(settings.db_url)
+        self.db = AsyncStore(self.store)
+        self.broker = Broker(settings, f"wgops-scheduler-{sid}")
+        self.names = self.broker.names
+        self.runs: dict[int, GraphRun] = {}
+        self.ready: list[tuple[int, int, int, int]] = []     # (-priority, seq, graph, task)
+        self.held: dict[int, list[int]] = {}                 # paused graph -> ready task ids
+        self.blocked: dict[str, list[tuple[int, int, int, int]]] = {}   # pool -> ready, capped
+        self.timers: list[tuple[float, int, int, int]] = []  # (when, seq, graph, task) retries
+        self._timer_at: float | None = None
+        self.unsent: list[tuple[int, int, int, int]] = []    # queued, publish failed: retry
+        self.seq = itertools.count()
+        self.caps: dict[str, int | None] = {}
+        self.served: set[str] = set()
+        self._flush_scheduled = False
+        self._flush_lock = asyncio.Lock()
+        self._declared: set[str] = set()
+        self._consumers: list[tuple[Any, str]] = []
+        self.stopping = False
+        self.tick_count = 0
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    async def initialize(self) -> None:
+        from store.migrations import migrate
+
+        self.db.start()
+        await self.db.write(lambda: None)
+        await self.db.read(migrate, self.store)
+        await self.broker.connect_retrying()
+        for name in (self.names.graphs, self.names.dead):
+            await self.broker.declare(name)
+        now = self.clock()
+        await self.db.write(tx.heartbeat_scheduler, self.id, os.getpid(), 0, now)
+        await self._refresh_pools(now)
+        inbox_channel = await self.broker.new_channel(prefetch=1000)
+        inbox = await self.broker.declare(self.names.scheduler(self.id), inbox_channel)
+        await inbox.bind(self.names.events, routing_key="pool.changed")
+        self._consumers.append((inbox, await inbox.consume(self._on_inbox)))
+        graphs_channel = await self.broker.new_channel(prefetch=20)
+        graphs = await self.broker.declare(self.names.graphs, graphs_channel)
+        self._consumers.append((graphs, await graphs.consume(self._on_launch)))
+        await self.broker.emit(event("daemon.started", data={"kind": "scheduler", "id": self.id,
+                                                             "pid": os.getpid()}))
+
+    async def shutdown(self) -> None:
+        """Stop consuming, hand every graph back to the graphs queue, close."""
+        self.stopping = True
+        for queue, tag in self._consumers:
+            try:
+                await queue.cancel(tag)
+            except Exception:  # noqa: BLE001 - the channel may already be gone
+                logger.debug("cancel consumer", exc_info=True)
+        async with self._flush_lock:
+            roots = await self.db.write(tx.release, self.id, self.clock())
+        for gid, priority in roots:
+            try:
+                await self.broker.publish(self.names.graphs, LaunchGraph(graph=gid),
+                                          priority=priority)
+            except Exception:  # noqa: BLE001 - an orphan sweep of another scheduler finds it
+                logger.warning("could not relaunch graph %s", gid, exc_info=True)
+        self.runs.clear()
+        await self.broker.emit(event("daemon.stopped", data={"kind": "scheduler",
+                                                             "id": self.id}))
+        await self.broker.close()
+        await self.db.stop()
+        logger.info("scheduler %s handed back %d graphs", self.id, len(roots))
+
+    async def tick(self, now: float | None = None) -> None:
+        """Periodic work; called every ``settings.heartbeat`` seconds."""
+        now = self.clock() if now is None else now
+        self.tick_count += 1
+        await self.db.write(tx.heartbeat_scheduler, self.id, os.getpid(),
+                            sum(1 for r in self.runs.values() if r.parent_task is None), now)
+        await self.broker.emit(event("daemon.heartbeat", data={
+            "kind": "scheduler", "id": self.id, "pid": os.getpid(), "graphs": len(self.runs)}))
+        for dead in await self.db.read(tx.dead_schedulers, self.id, self.settings.stale_after,
+                                       now):
+            roots = await self.db.write(tx.adopt, dead, self.id, now)
+            if roots:
+                logger.warning("adopting %d graphs of dead scheduler %s", len(roots), dead)
+            for gid in roots:
+                await self._load(gid, now)
+        await self._refresh_pools(now)
+        self._fire_timers(now)
+        if any(self.blocked.values()):
+            self._requeue_blocked()
+        if self.unsent:
+            for item in self.unsent:
+                heapq.heappush(self.ready, item)
+            self.unsent.clear()
+        if self.tick_count % 3 == 0:
+            await self._check_stalled(now)
+            await self._check_detached(now)
+        if self.tick_count % 10 == 0:
+            for gid in await self.db.read(tx.orphans, now - 10 * self.settings.stale_after):
+                await self.broker.publish(self.names.graphs, LaunchGraph(graph=gid))
+        self._schedule_flush()
+
+    async def _refresh_pools(self, now: float) -> None:
+        self.caps, self.served = await self.db.read(tx.live_pools, self.settings.stale_after, now)
+
+    # -- messages -----------------------------------------------------------------------------
+
+    async def _dead_letter(self, message: AbstractIncomingMessage, queue: str,
+                           reason: str) -> None:
+        await refuse(self.broker, self.db, queue, reason, message.body, self.id, self.clock())
+
+    async def _on_launch(self, message: AbstractIncomingMessage) -> None:
+        try:
+            msg = decode(message.body, (LaunchGraph,), self.settings.max_message_bytes)
+        except ProtocolError as exc:
+            await self._dead_letter(message, self.names.graphs, str(exc))
+            await message.ack()
+            return
+        if self.stopping:
+            await message.nack(requeue=True)
+            return
+        try:
+            now = self.clock()
+            assert isinstance(msg, LaunchGraph)
+            if await self.db.write(tx.claim, msg.graph, self.id, now):
+                await self._load(msg.graph, now)
+        except Exception:  # noqa: BLE001 - loop boundary: the graph stays unclaimed
+            logger.exception("claiming graph from launch message")
+            await message.nack(requeue=True)
+            return
+        await message.ack()
+
+    async def _on_inbox(self, message: AbstractIncomingMessage) -> None:
+        queue = self.names.scheduler(self.id)
+        try:
+            msg = decode(message.body, (TaskDone, Control, Event),
+                         self.settings.max_message_bytes)
+            if isinstance(msg, Control):
+                check_control(msg, SCHEDULER_OPS)
+        except ProtocolError as exc:
+            await self._dead_letter(message, queue, str(exc))
+            await message.ack()
+            return
+        try:
+            if isinstance(msg, TaskDone):
+                await self._on_done(msg)
+            elif isinstance(msg, Control):
+                await self._on_control(msg, message)
+            elif isinstance(msg, Event) and msg.topic == "pool.changed":
+                await self._refresh_pools(self.clock())
+                self._requeue_blocked()
+        except Exception:  # noqa: BLE001 - loop boundary; the stall check recovers
+            logger.exception("handling %s", type(msg).__name__)
+        await message.ack()
+
+    async def _on_control(self, msg: Control, message: AbstractIncomingMessage) -> None:
+        now = self.clock()
+        if msg.op in ("refresh", "adopt") and msg.graph is not None:
+            await self._reload(msg.graph, now)
+        elif msg.op == "drop" and msg.graph is not None:
+            self._forget_tree(msg.graph)
+        elif msg.op == "ping" and message.reply_to:
+            from daemon.protocol import Reply
+
+            await self.broker.publish(message.reply_to, Reply(ok=True, data={
+                "id": self.id, "graphs": len(self.runs)}), persistent=False, mandatory=False)
+
+    async def _on_done(self, msg: TaskDone) -> None:
+        run = self.runs.get(msg.graph)
+        if run is None:
+            owner = await self.db.read(tx.current_owner, msg.graph)
+            if owner and owner != self.id:
+                await self.broker.publish(self.names.scheduler(owner), msg, mandatory=False)
+            return
+        node = run.nodes.get(msg.task)
+        if node is None or node.state in ("finished", "failed", "skipped", "killed"):
+            return
+        now = self.clock()
+        if msg.state == "queued":
+            if msg.attempt > node.attempt:
+                node.attempt = msg.attempt
+                node.state = "queued"
+                heapq.heappush(self.timers, (msg.not_before or now, next(self.seq), run.id,
+                                             node.id))
+                self._fire_timers(now)
+            return
+        if msg.state in ("running",):
+            node.state = "running"
+            return
+        await self._settle(run, node, msg.state, now)
+        if any(self.blocked.values()):
+            self._requeue_blocked()
+        self._schedule_flush()
+
+    # -- graph life ---------------------------------------------------------------------------
+
+    async def _load(self, root_id: int, now: float) -> None:
+        """Load (or reload) a tree of graphs from the database and reconcile it."""
+        rows = await self.db.read(tx.load_tree, root_id, self.id)
+        graph_of_task: dict[int, int] = {}
+        for row in rows:                      # parents come before their children
+            run = GraphRun(row, now)
+            if run.parent_task is not None:
+                run.parent = graph_of_task.get(run.parent_task)
+            for node in run.nodes.values():
+                if node.kind == "graph":
+                    graph_of_task[node.id] = run.id
+            self.runs[row.id] = run
+        for row in rows:
+            run = self.runs.get(row.id)
+            if run is not None:
+                await self._reconcile(run, now)
+        self._schedule_flush()
+
+    async def _reload(self, graph_id: int, now: float) -> None:
+        root = self.runs[graph_id].root if graph_id in self.runs else graph_id
+        self._forget_tree(root)
+        await self._load(root, now)
+
+    def _forget_tree(self, graph_id: int) -> None:
+        stack = [graph_id]
+        while stack:
+            run = self.runs.pop(stack.pop(), None)
+            if run is not None:
+                self.held.pop(run.id, None)
+                stack.extend(n.child for n in run.nodes.values() if n.child is not None)
+
+    async def _reconcile(self, run: GraphRun, now: float) -> None:
+        """Bring memory and the database together for one graph just loaded."""
+        for node in list(run.nodes.values()):
+            if node.kind == "graph" and node.state == "running":
+                if node.child is None or node.child not in self.runs:
+                    await self._settle_from_child(run, node, now)
+            elif node.state == "queued":
+                self._queue(run, node)
+        doomed = run.doomed()
+        if doomed:
+            await self._skip(run, doomed, now)
+        if run.done:
+            await self._complete(run, now)
+            return
+        for node in run.ready():
+            self._queue(run, node)
+
+    async def _settle_from_child(self, run: GraphRun, node: Node, now: float) -> None:
+        """A graph task whose child is not live here: finish it from the child's row."""
+        if node.child is None:
+            node.state = "waiting"          # crashed between spawning and recording: redo
+            return
+        state = await self.db.read(tx.child_state, node.child)
+        if state is None or state[0] not in ("finished", "failed", "killed"):
+            return
+        await self._settle(run, node, "finished" if state[0] == "finished" else "failed", now)
+
+    def _queue(self, run: GraphRun, node: Node) -> None:
+        heapq.heappush(self.ready, (-run.priority, next(self.seq), run.id, node.id))
+
+    async def _settle(self, run: GraphRun, node: Node, state: str, now: float) -> None:
+        """A task reached a terminal state: wake its dependents, skip the doomed, finish."""
+        if state == "killed":
+            await self._reload(run.root, now)
+            return
+        ready = run.mark(node, state, now)
+        if state != "finished":
+            doomed = run.skip_closure([node])
+            if doomed:
+                await self._skip(run, doomed, now)
+        for dep in ready:
+            self._queue(run, dep)
+        if run.done:
+            await self._complete(run, now)
+
+    async def _skip(self, run: GraphRun, nodes: list[Node], now: float) -> None:
+        failed = ", ".join(sorted({self.runs[run.id].nodes[d].name for n in nodes
+                                   for d in n.deps if run.nodes[d].state != "finished"}))
+        if not await self.db.write(tx.skip, run.id, self.id, run.epoch, [n.id for n in nodes],
+                                   failed or "a dependency", now):
+            self._forget_tree(run.root)
+            return
+        for node in nodes:
+            run.mark(node, "skipped", now)
+            await self.broker.emit(event("task.skipped", graph=run.id, task=node.id,
+                                         name=node.name, state="skipped"))
+
+    async def _complete(self, run: GraphRun, now: float) -> None:
+        state = run.final_state()
+        outputs = None
+        error = None
+        if state == "finished" and run.outputs:
+            names = run.output_refs()
+            values: dict[str, Any] = {"inputs": run.inputs}
+            values.update(await self.db.read(tx.results, run.id, names))
+            try:
+                outputs = substitute(run.outputs, values)
+            except MissingValue as exc:
+                state, error = "failed", {"type": "OutputError", "message": str(exc),
+                                          "traceback": None}
+        elif state == "finished":
+            outputs = {}
+        if state == "failed" and error is None:
+            error = {"type": "GraphFailed", "message": "failed tasks: "
+                     + (", ".join(run.failed_names()) or "none"), "traceback": None}
+        ok = await self.db.write(tx.complete_graph, run.id, self.id, run.epoch, state, outputs,
+                                 error, now)
+        self.runs.pop(run.id, None)
+        if not ok:
+            return
+        await self.broker.emit(event(f"graph.{state}", graph=run.id, state=state,
+                                     data={"parent": run.parent}))
+        parent = self.runs.get(run.parent) if run.parent is not None else None
+        if parent is not None and run.parent_task in parent.nodes:
+            pnode = parent.nodes[run.parent_task]
+            await self.broker.emit(event(f"task.{'finished' if state == 'finished' else 'failed'}",
+                                         graph=parent.id, task=pnode.id, name=pnode.name))
+            await self._settle(parent, pnode, "finished" if state == "finished" else "failed", now)
+
+    # -- dispatch -----------------------------------------------------------------------------
+
+    def _schedule_flush(self) -> None:
+        if not self._flush_scheduled and (self.ready or self.timers):
+            self._flush_scheduled = True
+            asyncio.get_running_loop().create_task(self._flush())
+
+    def _fire_timers(self, now: float) -> None:
+        while self.timers and self.timers[0][0] <= now:
+            _, _, gid, tid = heapq.heappop(self.timers)
+            run = self.runs.get(gid)
+            if run is not None and tid in run.nodes:
+                self._queue(run, run.nodes[tid])
+        if self.timers and (self._timer_at is None or self.timers[0][0] < self._timer_at):
+            self._timer_at = self.timers[0][0]
+            asyncio.get_running_loop().call_later(max(0.0, self._timer_at - now),
+                                                  self._timer_wake)
+
+    def _timer_wake(self) -> None:
+        self._timer_at = None
+        self._fire_timers(self.clock())
+        self._schedule_flush()
+
+    def _requeue_blocked(self) -> None:
+        for items in self.blocked.values():
+            for item in items:
+                heapq.heappush(self.ready, item)
+            items.clear()
+        self._schedule_flush()
+
+    async def _flush(self) -> None:
+        try:
+            async with self._flush_lock:
+                while self.ready and not self.stopping:
+                    batch: dict[int, list[tuple[tuple[int, int, int, int], Node]]] = {}
+                    while self.ready and sum(len(v) for v in batch.values()) < 500:
+                        item = heapq.heappop(self.ready)
+                        run = self.runs.get(item[2])
+                        node = run.nodes.get(item[3]) if run else None
+                        if run is None or node is None or node.state not in ("waiting",
+                                                                             "queued"):
+                            continue
+                        if run.state == "paused":
+                            self.held.setdefault(run.id, []).append(node.id)
+                            continue
+                        batch.setdefault(run.id, []).append((item, node))
+                    await asyncio.gather(*(self._dispatch(self.runs[gid], items)
+                                           for gid, items in batch.items() if gid in self.runs))
+        except Exception:  # noqa: BLE001 - loop boundary; the next tick flushes again
+            logger.exception("dispatching ready tasks")
+        finally:
+            self._flush_scheduled = False
+        if self.ready and not self.stopping:
+            self._schedule_flush()
+
+    async def _dispatch(self, run: GraphRun, items: list[tuple[Any, Node]]) -> None:
+        now = self.clock()
+        specs = {node.id: spec_of(node) for _, node in items}
+        needed = sorted({name for _, node in items for name in run.referenced(node,
+                                                                              specs[node.id])})
+        values: dict[str, Any] = {"inputs": run.inputs}
+        if needed:
+            values.update(await self.db.read(tx.results, run.id, needed))
+        leaf: list[tuple[Any, Node, RunTask]] = []
+        for item, node in items:
+            spec = specs[node.id]
+            try:
+                args = substitute(spec.get("args") or {}, values)
+                target = (substitute(spec["shell"], values, quote=True)
+                          if node.kind == "shell" else spec.get("run", ""))
+            except MissingValue as exc:
+                await self._fail_here(run, node, "ReferenceError", str(exc), now)
+                continue
+            if node.kind == "graph":
+                await self._spawn(run, node, spec, args, now)
+                continue
+            leaf.append((item, node, RunTask(
+                task=node.id, graph=run.id, name=node.name, attempt=node.attempt,
+                kind=node.kind, target=target, args=args, timeout=spec.get("timeout"),
+                retries=spec.get("retries", 0), retry_delay=spec.get("retry_delay", 0.0),
+                pool=node.pool, owner=self.id)))
+        if not leaf:
+            return
+        fresh = [(n.id, n.pool, dumps(m.args)) for _, n, m in leaf if n.state == "waiting"]
+        owned, queued_ids, held = await self.db.write(tx.dispatch, run.id, self.id, run.epoch,
+                                                      fresh, now)
+        if not owned:
+            await self._reload(run.root, now)
+            return
+        queued = set(queued_ids)
+        publish = []
+        unserved: list[int] = []
+        for item, node, msg in leaf:
+            if node.id in held:
+                self.blocked.setdefault(node.pool, []).append(item)
+                continue
+            if node.state == "waiting" and node.id not in queued:
+                continue
+            node.state = "queued"
+            queue = self.names.tasks(node.pool)
+            if queue not in self._declared:
+                await self.broker.declare(queue)
+                self._declared.add(queue)
+            if node.pool not in self.served:
+                unserved.append(node.id)
+            publish.append((queue, msg, run.priority, None))
+        if unserved:
+            pools = sorted({run.nodes[t].pool for t in unserved})
+            await self.db.write(tx.note_reason, unserved,
+                                f"no live worker serves pool {', '.join(pools)}")
+        try:
+            await self.broker.publish_many(publish)
+        except Exception:  # noqa: BLE001 - broker down: the rows say queued, publish again
+            logger.warning("could not publish %d tasks of graph %s (broker unavailable?); "
+                           "retrying on the next tick", len(publish), run.id, exc_info=True)
+            self.unsent.extend(item for item, node, _ in leaf if node.id not in held
+                               and node.state == "queued")
+            return
+        run.last_activity = now
+        for _, msg, _, _ in publish:
+            await self.broker.emit(event("task.queued", graph=run.id, task=msg.task,
+                                         name=msg.name, state="queued",
+                                         data={"pool": msg.pool}))
+
+    async def _fail_here(self, run: GraphRun, node: Node, kind: str, message: str,
+                         now: float) -> None:
+        error = {"type": kind, "message": message, "traceback": None}
+        if await self.db.write(tx.fail_in_scheduler, run.id, self.id, run.epoch, node.id, error,
+                               now):
+            await self._settle(run, node, "failed", now)
+
+    async def _spawn(self, run: GraphRun, node: Node, spec: dict[str, Any],
+                     inputs: dict[str, Any], now: float) -> None:
+        """Start a nested graph, driven here; it holds no worker slot."""
+        child_id = await self.db.write(tx.spawn_child, run.id, self.id, run.epoch, node.id,
+                                       spec["graph"], inputs, run.priority, run.root, run.depth,
+                                       now)
+        if child_id is None:
+            await self._reload(run.root, now)
+            return
+        node.state = "running"
+        node.child = child_id
+        await self.broker.emit(event("task.running", graph=run.id, task=node.id,
+                                     name=node.name, state="running",
+                                     data={"child": child_id}))
+        rows = await self.db.read(tx.load_tree, child_id, self.id)
+        for row in rows:
+            child = GraphRun(row, now)
+            child.parent = run.id
+            self.runs[child.id] = child
+            await self.broker.emit(event("graph.running", graph=child.id, state="running",
+                                         data={"parent": run.id}))
+            await self._reconcile(child, now)
+
+    # -- stall check ---------------------------------------------------------------------------
+
+    async def _check_detached(self, now: float) -> None:
+        """Liveness check: a detached task (its message acked early, near the broker's
+        consumer_timeout) whose worker died has no message to be redelivered: re-queue it
+        (lost + 1), or quarantine it at ``max_lost``. Dead means silent for 3 x stale_after:
+        a database hiccup that delays heartbeats must not cause a second run."""
+        lost = await self.db.read(tx.lost_detached, self.id, 3 * self.settings.stale_after, now)
+        for task_id, graph_id, attempts, worker in lost:
+            verdict = await self.db.write(tx.requeue_lost, task_id, attempts, worker,
+                                          self.settings.max_lost, now)
+            run = self.runs.get(graph_id)
+            node = run.nodes.get(task_id) if run is not None else None
+            if verdict == "raced" or run is None or node is None:
+                continue
+            logger.warning("detached task %s lost its worker %s: %s", task_id, worker, verdict)
+            if verdict == "queued":
+                node.attempt, node.state = attempts, "queued"
+                self._queue(run, node)
+            else:
+                await self._settle(run, node, "failed", now)
+
+    async def _check_stalled(self, now: float) -> None:
+        """In-flight tasks with no news for a while: ask the database (a lost message)."""
+        due: list[GraphRun] = []
+        ids: list[int] = []
+        for run in self.runs.values():
+            if run.stall_due(now, STALL_AFTER):
+                nodes = [n.id for n in run.in_flight() if n.kind != "graph"]
+                if nodes:
+                    due.append(run)
+                    ids.extend(nodes)
+            if len(ids) > 5000:
+                break
+        if not ids:
+            return
+        states = await self.db.read(tx.task_states, ids)
+        for run in due:
+            if run.id not in self.runs:
+                continue
+            run.quiet_checks += 1
+            run.last_activity = now
+            for node in run.in_flight():
+                state = states.get(node.id)
+                if state is None:
+                    continue
+                if state[0] in ("finished", "failed", "skipped", "killed"):
+                    logger.info("task %s %s while nobody listened", node.id, state[0])
+                    await self._settle(run, node, state[0], now)
+                    if run.id not in self.runs:
+                        break
+                elif state[0] == "queued" and node.state == "running":
+                    node.state = "queued"
+        self._schedule_flush()

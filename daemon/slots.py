@@ -1,0 +1,148 @@
+"""Slot processes: where a worker runs synchronous Python tasks.
+
+Each slot is a child process (forkserver) with a pipe. CPU-bound tasks use every core; a task
+that hangs or is cancelled is stopped by killing its process (a fresh one replaces it); a task
+that crashes its process fails, the worker lives on. The event loop waits on the pipe with
+``add_reader``: no threads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import multiprocessing
+import signal
+import traceback
+from multiprocessing.connection import Connection
+from typing import Any
+
+from daemon import allow
+
+
+class TaskFailed(Exception):
+    def __init__(self, kind: str, message: str, tb: str | None = None):
+        super().__init__(message)
+        self.kind = kind
+        self.message = message
+        self.tb = tb
+
+
+def _child(conn: Connection, task_path: tuple[str, ...]) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    allow.add_task_path(task_path)
+    while True:
+        try:
+            request = conn.recv()
+        except (EOFError, OSError):
+            return
+        target, args, max_bytes = request
+        try:
+            func = allow.resolve(target)
+            value = func(**args)
+            try:
+                text = json.dumps(value)
+            except (TypeError, ValueError) as exc:
+                raise TaskFailed("TypeError", f"result of {target} is not JSON-serialisable: "
+                                 f"{exc}") from None
+            if len(text) > max_bytes:
+                raise TaskFailed("ResultTooLarge", f"result of {target} is {len(text)} bytes, "
+                                 f"over the {max_bytes}-byte limit")
+            conn.send(("ok", text))
+        except TaskFailed as exc:
+            conn.send(("err", exc.kind, exc.message, None))
+        except allow.NotAllowed as exc:
+            conn.send(("err", "NotAllowed", str(exc), None))
+        except BaseException as exc:  # noqa: BLE001 - user code: reported, the slot goes on
+            conn.send(("err", type(exc).__name__, str(exc) or type(exc).__name__,
+                       traceback.format_exc()))
+
+
+class Slot:
+    def __init__(self, ctx: Any, task_path: tuple[str, ...]):
+        parent, child = ctx.Pipe()
+        self.conn: Connection = parent
+        self.process = ctx.Process(target=_child, args=(child, task_path), daemon=True)
+        self.process.start()
+        child.close()
+
+    def kill(self) -> None:
+        if self.process.is_alive():
+            self.process.kill()
+        self.process.join(2)
+        self.conn.close()
+
+
+class SlotPool:
+    """``size`` slot processes; ``run`` borrows one for one call."""
+
+    def __init__(self, size: int, task_path: tuple[str, ...]):
+        self.ctx = multiprocessing.get_context("forkserver")
+        self.ctx.set_forkserver_preload(["daemon.slots", "json"])
+        self.task_path = task_path
+        self.size = size
+        self.idle: list[Slot] = []
+        self.busy: dict[int, Slot] = {}     # task id -> slot
+        self._sem = asyncio.Semaphore(size)
+
+    def start(self) -> None:
+        self.idle = [Slot(self.ctx, self.task_path) for _ in range(self.size)]
+
+    def close(self) -> None:
+        for slot in self.idle + list(self.busy.values()):
+            slot.kill()
+        self.idle, self.busy = [], {}
+
+    def cancel(self, task_id: int) -> bool:
+        slot = self.busy.get(task_id)
+        if slot is None or not slot.process.is_alive():
+            return False
+        slot.process.kill()        # the pipe reports EOF; run() then retires the slot
+        return True
+
+    async def run(self, task_id: int, target: str, args: dict[str, Any],
+                  timeout: float | None, max_bytes: int) -> str:
+        """Run ``target(**args)`` in a slot; return the JSON text of its result."""
+        async with self._sem:
+            slot = self.idle.pop() if self.idle else Slot(self.ctx, self.task_path)
+            self.busy[task_id] = slot
+            healthy = False
+            try:
+                slot.conn.send((target, args, max_bytes))
+                reply = await asyncio.wait_for(self._recv(slot.conn), timeout)
+                healthy = True
+            except TimeoutError:
+                raise TaskFailed("Timeout", f"timed out after {timeout}s") from None
+            except (EOFError, OSError):
+                code = slot.process.exitcode
+                raise TaskFailed("SlotDied", f"the task's process died (exit code {code})") \
+                    from None
+            finally:
+                self.busy.pop(task_id, None)
+                if healthy and slot.process.is_alive():
+                    self.idle.append(slot)
+                else:
+                    slot.kill()
+            if reply[0] == "ok":
+                return reply[1]
+            raise TaskFailed(reply[1], reply[2], reply[3])
+
+    @staticmethod
+    async def _recv(conn: Connection) -> Any:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
+        fd = conn.fileno()
+
+        def ready() -> None:
+            if future.done():
+                return
+            try:
+                future.set_result(conn.recv())
+            except BaseException as exc:  # noqa: BLE001 - EOF from a dead slot
+                future.set_exception(exc)
+
+        loop.add_reader(fd, ready)
+        try:
+            return await future
+        finally:
+            loop.remove_reader(fd)
