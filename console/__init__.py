@@ -1,0 +1,1 @@
+"""What a person touches: the click command line and the Textual console."""

@@ -1,0 +1,22 @@
+"""``wgops console``: the Textual operations console."""
+
+from __future__ import annotations
+
+import click
+
+from console.cli import AppContext, cli
+
+
+@cli.command(name="console")
+@click.option("--readonly", is_flag=True, help="Show everything, allow no action.")
+@click.pass_obj
+def console_(app: AppContext, readonly: bool) -> None:
+    """The operations console: daemons, queues, slots, graphs and events, live."""
+    from console.app import WgopsApp
+    from console.data.backend import LiveBackend
+
+    store = app.store()
+    store.close()
+    WgopsApp(LiveBackend(app.settings, store), readonly=readonly).run()
+    click.echo("console closed; the daemons keep running (wgops daemon status / "
+               "wgops daemon stop)")

@@ -1,0 +1,201 @@
+"""``wgops demo``: daemons, the example graphs flowing, and the console (or, ``--headless``,
+a run of the examples to the end with a summary)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+
+from console.cli import AppContext, cli
+from console.cli.output import duration, short, table
+from store.config import Settings
+from store.errors import Unreachable
+
+DEMO_FILES = ("bands.yaml", "fanout.yaml", "shell_job.yaml", "hello.json")
+
+
+def example_paths() -> list[Path]:
+    import examples
+
+    root = Path(examples.__file__).parent
+    return [root / name for name in DEMO_FILES if (root / name).exists()]
+
+
+def _spawn(settings: Settings, kind: str, *extra: str) -> subprocess.Popen[bytes]:
+    settings.logs_dir.mkdir(parents=True, exist_ok=True)
+    log = open(settings.logs_dir / f"demo-{kind}.log", "ab")
+    env = {**os.environ, "WGOPS_HOME": str(settings.home), "WGOPS_SHELL": "on"}
+    return subprocess.Popen([sys.executable, "-m", "console", "daemon", "run", kind, *extra],
+                            env=env, stdout=log, stderr=subprocess.STDOUT,
+                            start_new_session=True)
+
+
+def _wait_announced(settings: Settings, procs: dict[str, subprocess.Popen[bytes]],
+                    timeout: float = 30) -> None:
+    from store.db import open_store
+    from store.models import Scheduler, Worker
+
+    store = open_store(settings.db_url)
+    deadline = time.monotonic() + timeout
+    try:
+        while True:
+            for kind, proc in procs.items():
+                if proc.poll() is not None:
+                    raise Unreachable(f"the demo {kind} exited with code {proc.returncode}; see "
+                                      f"{settings.logs_dir / f'demo-{kind}.log'}")
+            store.connect()
+            up = (Scheduler.select().where(Scheduler.pid == procs["scheduler"].pid,
+                                           Scheduler.state == "running").exists()
+                  and Worker.select().where(Worker.pid == procs["worker"].pid,
+                                            Worker.state == "running").exists())
+            store.close()
+            if up:
+                return
+            if time.monotonic() > deadline:
+                raise Unreachable("the demo daemons did not announce themselves within "
+                                  f"{timeout:.0f}s; see {settings.logs_dir}")
+            time.sleep(0.2)
+    finally:
+        store.close()
+
+
+def _stop(procs: list[subprocess.Popen[bytes]], grace: float) -> None:
+    for proc in procs:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+    for proc in procs:
+        try:
+            proc.wait(grace + 5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+
+
+async def _run_examples(settings: Settings, paths: list[Path]) -> list[dict[str, Any]]:
+    from daemon.submit import submit_graph
+    from store.document import load_document
+
+    async def one(path: Path) -> dict[str, Any]:
+        started = time.monotonic()
+        result = await submit_graph(settings, load_document(path), wait=True, timeout=120)
+        result["took"] = time.monotonic() - started
+        return result
+
+    return list(await asyncio.gather(*(one(p) for p in paths)))
+
+
+def _terminate(signum: int, frame: Any) -> None:
+    raise SystemExit(128 + signum)
+
+
+def headless(app: AppContext) -> int:
+    signal.signal(signal.SIGTERM, _terminate)     # so the daemons below are stopped too
+    settings = app.settings
+    app.store().close()
+    procs = {"scheduler": _spawn(settings, "scheduler"),
+             "worker": _spawn(settings, "worker", "--slots", "4")}
+    try:
+        _wait_announced(settings, procs)
+        click.echo(f"scheduler pid {procs['scheduler'].pid} and worker pid "
+                   f"{procs['worker'].pid} up; running {len(example_paths())} example graphs")
+        results = app.run(_run_examples(settings, example_paths()))
+    finally:
+        _stop(list(procs.values()), settings.grace)
+    from store.graphs import progress
+
+    store = app.store()
+    counts = progress(r["id"] for r in results)
+    store.close()
+    click.echo(table(["id", "graph", "state", "tasks", "took", "outputs"], [
+        [r["id"], r["name"], r["state"], "{1}/{0}".format(*counts[r["id"]]),
+         duration(r["took"]), short(r.get("outputs") or r.get("error") or "", 60)]
+        for r in results]))
+    click.echo("daemons stopped")
+    return 0 if all(r["state"] == "finished" for r in results) else 1
+
+
+def interactive(app: AppContext, workers: int, copies: int) -> None:
+    from daemon.submit import submit_graph
+    from daemon.supervisor import Plan, Supervisor
+    from store.document import load_document
+
+    os.environ["WGOPS_SHELL"] = "on"
+    settings = Settings.load(home=app.home)
+    app.store().close()
+    supervisor = Supervisor(settings)
+    if supervisor.process() is None:
+        click.echo("starting the daemons (1 scheduler, "
+                   f"{workers} workers with 4 slots) under circus ...")
+        supervisor.start(Plan(schedulers=1, workers=workers, slots=4))
+    else:
+        click.echo("the daemons already run; submitting the examples to them")
+
+    async def submit_all() -> int:
+        n = 0
+        for _ in range(copies):
+            for path in example_paths():
+                await submit_graph(settings, load_document(path))
+                n += 1
+        return n
+
+    n = app.run(submit_all())
+    click.echo(f"submitted {n} example graphs; opening the console")
+    from console.app import WgopsApp
+    from console.data.backend import LiveBackend
+    from store.db import Store
+
+    stop = threading.Event()
+    trickle = threading.Thread(target=_trickle, args=(settings, stop), name="demo-trickle",
+                               daemon=True)
+    trickle.start()
+    try:
+        WgopsApp(LiveBackend(settings, Store(settings.db_url))).run()
+    finally:
+        stop.set()
+        trickle.join(5)
+    click.echo("console closed; the daemons keep running (wgops daemon status, "
+               "wgops daemon stop)")
+
+
+def _trickle(settings: Settings, stop: threading.Event, every: float = 3.0,
+             most: int = 200) -> None:
+    """While the console is open, keep example graphs flowing: one every few seconds."""
+    from daemon.submit import submit_graph
+    from store.document import load_document
+
+    docs = [load_document(p) for p in example_paths()]
+
+    async def run() -> None:
+        for i in range(most):
+            if stop.wait(every):
+                return
+            try:
+                await submit_graph(settings, docs[i % len(docs)], priority=i % 3)
+            except Exception:  # noqa: BLE001 - the demo goes on; the console shows the state
+                logging.getLogger(__name__).debug("demo submit failed", exc_info=True)
+    asyncio.run(run())
+
+
+@cli.command()
+@click.option("--headless", is_flag=True,
+              help="Run the examples to the end on plain subprocesses and print a summary.")
+@click.option("--workers", type=click.IntRange(1, 16), default=2, show_default=True)
+@click.option("--copies", type=click.IntRange(1, 100), default=3, show_default=True,
+              help="How many times each example graph is submitted.")
+@click.pass_obj
+def demo(app: AppContext, headless_: bool = False, workers: int = 2, copies: int = 3,
+         **kw: Any) -> None:
+    """Daemons, the example graphs flowing, and the console."""
+    if kw.get("headless") or headless_:
+        raise click.exceptions.Exit(headless(app))
+    interactive(app, workers, copies)

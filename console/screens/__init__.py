@@ -1,0 +1,1 @@
+"""Screens of the console: the overview, graph and task detail, events, and the dialogs."""

@@ -1,0 +1,70 @@
+"""What the console's screens share: the graph actions (keys bound on every screen that shows
+a graph) and the read-only switch that hides them."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from textual.binding import Binding
+from textual.screen import Screen
+
+if TYPE_CHECKING:
+    from console.app import WgopsApp
+
+GRAPH_BINDINGS = [
+    Binding("p", "graph('pause')", "Pause"),
+    Binding("P", "graph('play')", "Play"),
+    Binding("x", "graph('kill')", "Kill"),
+    Binding("R", "graph('retry')", "Retry"),
+    Binding("a", "graph('reassign')", "Reassign"),
+    Binding("equals_sign", "graph('priority')", "Priority", key_display="="),
+]
+GRAPH_HELP = {
+    "pause": "Pause the graph: no new tasks start, running ones finish",
+    "play": "Play a paused graph",
+    "kill": "Kill the graph: cancel running tasks, mark the rest killed (asks first)",
+    "retry": "Retry a failed or killed graph's failed, skipped and killed tasks",
+    "reassign": "Move the graph to another scheduler (pick from a list)",
+    "priority": "Change the graph's priority (0..9, 9 runs first)",
+}
+
+
+class ConsoleScreen(Screen[None]):
+    """Base of the full screens: data arrives as attributes set by the app."""
+
+    @property
+    def console(self) -> "WgopsApp":
+        return self.app  # type: ignore[return-value]
+
+    def events_arrived(self, graphs: frozenset[int], caught_up: bool) -> None:
+        """Called by the app after each events drain (graph ids touched)."""
+
+    def status_arrived(self, status: Any) -> None:
+        """Called by the app after each status poll."""
+
+    def show_events(self, events: tuple[Any, ...]) -> None:
+        """Called by the app with the events of one drain (bounded)."""
+
+
+class GraphActions:
+    """Mixin for screens that have a current graph: ``current_graph()`` names it."""
+
+    def current_graph(self) -> int | None:
+        raise NotImplementedError
+
+    def current_owner(self) -> str | None:
+        """The scheduler that owns the current graph, when known."""
+        return None
+
+    def action_graph(self, action: str) -> None:
+        gid = self.current_graph()
+        app: Any = self.app  # type: ignore[attr-defined]
+        if gid is None:
+            app.notify("no graph selected", severity="warning")
+            return
+        app.graph_action(action, gid, self.current_owner())
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "graph":
+            return not getattr(self.app, "readonly", False)  # type: ignore[attr-defined]
+        return True

@@ -1,0 +1,140 @@
+"""Task detail: arguments, result, error with traceback, shell stdout and stderr."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from rich.console import Group, RenderableType
+from rich.syntax import Syntax
+from rich.table import Table
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import VerticalScroll
+from textual.widgets import Footer, Static
+
+from console.data.model import Status
+from console.screens.base import ConsoleScreen
+from console.widgets import fmt
+from console.widgets.topbar import TopBar
+from store.errors import WgopsError
+
+
+def _json(value: Any) -> RenderableType:
+    return Syntax(json.dumps(value, indent=2, default=str), "json", theme="ansi_dark",
+                  word_wrap=True, background_color="default")
+
+
+def _when(ts: float | None) -> str:
+    return "-" if ts is None else time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts))
+
+
+def sections(t: dict[str, Any]) -> list[tuple[str, RenderableType]]:
+    """The task detail as (title, renderable) sections."""
+    head = Table.grid(padding=(0, 2))
+    for _ in range(4):
+        head.add_column(no_wrap=True)
+    took = (t["finished"] or time.time()) - t["started"] if t["started"] else None
+    head.add_row(Text("state", style="dim"), fmt.state(t["state"]),
+                 Text("kind", style="dim"), t["kind"])
+    head.add_row(Text("attempts", style="dim"), f"{t['attempts']} (lost {t['lost']})",
+                 Text("worker", style="dim"), t["worker"] or "-")
+    head.add_row(Text("pool", style="dim"), t["pool"], Text("took", style="dim"),
+                 fmt.duration(took))
+    head.add_row(Text("started", style="dim"), _when(t["started"]),
+                 Text("finished", style="dim"), _when(t["finished"]))
+    if t.get("waiting_for"):
+        head.add_row(Text("waits for", style="dim"), Text(t["waiting_for"], style="#d7af5f"),
+                     "", "")
+    out: list[tuple[str, RenderableType]] = [("Task", head),
+                                             ("Runs", Text(str(t["target"]), style="bold"))]
+    out.append(("Arguments as declared", _json(t.get("declared_args") or {})))
+    if t.get("args") is not None:
+        out.append(("Arguments as dispatched", _json(t["args"])))
+    result = t.get("result")
+    if t["kind"] == "shell" and isinstance(result, dict):
+        out.append(("Return code", Text(str(result.get("returncode")),
+                                        style="#5faf5f" if result.get("returncode") == 0
+                                        else "bold #ff5f5f")))
+        out.append(("stdout", Text(result.get("stdout") or "(empty)")))
+        out.append(("stderr", Text(result.get("stderr") or "(empty)", style="#ff8787")))
+    elif result is not None:
+        out.append(("Result", _json(result)))
+    error = t.get("error")
+    if error:
+        parts: list[RenderableType] = [Text(f"{error.get('type', 'Error')}: "
+                                            f"{error.get('message', '')}", style="bold #ff5f5f")]
+        if error.get("traceback"):
+            parts.append(Syntax(error["traceback"].rstrip(), "pytb", theme="ansi_dark",
+                                word_wrap=True, background_color="default"))
+        if t["kind"] == "shell" and isinstance(error.get("stderr"), str):
+            parts.append(Text(error["stderr"], style="#ff8787"))
+        out.append(("Error", Group(*parts)))
+    return out
+
+
+class TaskScreen(ConsoleScreen):
+    """One task; refreshed while it is not finished. ``esc`` goes back."""
+
+    BINDINGS = [Binding("escape", "back", "Back"),
+                Binding("j", "scroll('down')", show=False),
+                Binding("k", "scroll('up')", show=False)]
+
+    def __init__(self, graph_id: int, name: str) -> None:
+        super().__init__(classes="task-screen")
+        self.graph_id, self.task_name = graph_id, name
+        self._state = ""
+        self.detail: dict[str, Any] | None = None
+
+    def compose(self) -> ComposeResult:
+        yield TopBar(id="topbar")
+        yield VerticalScroll(id="task-body")
+        yield Footer(compact=True)
+
+    def on_mount(self) -> None:
+        bar = self.query_one(TopBar)
+        bar.readonly = self.console.readonly
+        bar.title = f"graph {self.graph_id} › task {self.task_name}"
+        if self.console.status is not None:
+            bar.status = self.console.status
+        self.query_one("#task-body").focus()
+        self.set_interval(2.0, self._tick)
+        self.load()
+
+    def status_arrived(self, status: Status) -> None:
+        self.query_one(TopBar).status = status
+
+    def _tick(self) -> None:
+        if self._state not in ("finished", "failed", "skipped", "killed"):
+            self.load()
+
+    @work(exclusive=True, group="task")
+    async def load(self) -> None:
+        try:
+            task = await self.console.backend.task_detail(self.graph_id, self.task_name)
+        except WgopsError as exc:
+            self.notify(str(exc), severity="error")
+            return
+        if task["state"] == self._state and self._state in ("finished", "failed", "skipped",
+                                                            "killed"):
+            return
+        self._state = task["state"]
+        self.detail = task
+        body = self.query_one("#task-body", VerticalScroll)
+        await body.remove_children()
+        widgets = []
+        for title, renderable in sections(task):
+            box = Static(renderable, classes="section")
+            box.border_title = title
+            widgets.append(box)
+        await body.mount_all(widgets)
+
+    def action_scroll(self, direction: str) -> None:
+        body = self.query_one("#task-body", VerticalScroll)
+        (body.scroll_down if direction == "down" else body.scroll_up)(animate=False)
+
+    def action_back(self) -> None:
+        self.dismiss()
