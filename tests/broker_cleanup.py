@@ -1,0 +1,63 @@
+"""Deleting what test namespaces leave on the shared broker.
+
+Durable queues outlive the tests that declared them; thousands of them make a RabbitMQ
+restart exhaust its file handles. Every namespace a test used is purged at the end of the
+session (and by tests that restart the broker, right after themselves).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import subprocess
+from collections.abc import Iterable
+
+import aio_pika
+
+BROKER = "amqp://guest:guest@127.0.0.1:5672/"
+
+
+def _listed(kind: str) -> list[str] | None:
+    if shutil.which("rabbitmqctl") is None:
+        return None
+    try:
+        out = subprocess.run(["rabbitmqctl", f"list_{kind}", "name", "-q",
+                              "--no-table-headers"], capture_output=True, text=True,
+                             timeout=60, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return [n.strip() for n in out.stdout.splitlines() if n.strip()] if out.returncode == 0 \
+        else None
+
+
+def purge(namespaces: Iterable[str]) -> int:
+    """Delete every queue and exchange named ``{ns}.…`` for the given namespaces."""
+    prefixes = tuple(f"{ns}." for ns in namespaces)
+    if not prefixes:
+        return 0
+    queues = _listed("queues")
+    if queues is None:      # no rabbitmqctl here: the names wgops always declares
+        queues = [f"{p}{q}" for p in prefixes for q in ("graphs", "dead", "tasks.default")]
+    queues = [q for q in queues if q.startswith(prefixes)]
+    exchanges = [f"{p}events" for p in prefixes]
+
+    async def go() -> int:
+        try:
+            conn = await aio_pika.connect(BROKER, timeout=5)
+        except Exception:  # noqa: BLE001 - the broker is gone: nothing to clean
+            return 0
+        try:
+            for name in queues + exchanges:
+                channel = await conn.channel()
+                try:
+                    if name in exchanges:
+                        await channel.exchange_delete(name)
+                    else:
+                        await channel.queue_delete(name)
+                finally:
+                    if not channel.is_closed:
+                        await channel.close()
+        finally:
+            await conn.close()
+        return len(queues)
+    return asyncio.run(go())

@@ -1,0 +1,102 @@
+"""Task functions used by the tests (allowed by the tests' WGOPS_ALLOW)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import time
+from pathlib import Path
+
+
+def add(a: float, b: float) -> float:
+    return a + b
+
+
+def double(x: float) -> dict:
+    return {"value": x * 2, "half": x / 2}
+
+
+def combine(left: float, right: float) -> dict:
+    return {"total": left + right}
+
+
+def noop() -> None:
+    return None
+
+
+def boom(message: str = "boom") -> None:
+    raise ValueError(message)
+
+
+def flaky(marker: str, fail_times: int = 1) -> str:
+    """Fails the first ``fail_times`` calls (counted in a file), then succeeds."""
+    path = Path(marker)
+    count = int(path.read_text()) if path.exists() else 0
+    path.write_text(str(count + 1))
+    if count < fail_times:
+        raise RuntimeError(f"flaky failure {count + 1}")
+    return f"ok after {count + 1}"
+
+
+def not_json() -> object:
+    return {1, 2, 3}
+
+
+async def async_add(a: float, b: float) -> float:
+    await asyncio.sleep(0.01)
+    return a + b
+
+
+def sleep(seconds: float, log: str | None = None, tag: str = "") -> dict:
+    start = time.time()
+    time.sleep(seconds)
+    end = time.time()
+    if log:
+        with open(log, "a") as fh:
+            fh.write(f"{tag} {start} {end}\n")
+    return {"start": start, "end": end, "tag": tag}
+
+
+def record(log: str, tag: str = "") -> str:
+    """Appends one line per execution: lets tests count how often a task ran."""
+    with open(log, "a") as fh:
+        fh.write(f"{tag} {os.getpid()} {time.time()}\n")
+    return tag
+
+
+def my_worker_pid() -> int:
+    """The worker daemon running this task: a sync task runs in a slot process whose parent is
+    the forkserver, whose parent is the worker."""
+    import psutil
+
+    forkserver = psutil.Process(os.getppid())
+    return forkserver.ppid()
+
+
+def kill_my_worker(log: str | None = None) -> None:
+    """SIGKILLs the worker daemon running this task (a task that takes its worker down)."""
+    pid = my_worker_pid()
+    if log:
+        with open(log, "a") as fh:
+            fh.write(f"{pid} {time.time()}\n")
+    os.kill(pid, signal.SIGKILL)
+    os._exit(1)             # the worker is gone: so is this slot
+
+
+def big_result(size: int) -> str:
+    return "x" * size
+
+
+def slow_record(log: str, seconds: float, tag: str = "") -> str:
+    """``record`` at the start and at the end of a long task: counts starts and ends."""
+    with open(log, "a") as fh:
+        fh.write(f"start {tag} {os.getpid()} {time.time()}\n")
+    time.sleep(seconds)
+    with open(log, "a") as fh:
+        fh.write(f"end {tag} {os.getpid()} {time.time()}\n")
+    return tag
+
+
+async def async_big_result(size: int) -> str:
+    return "y" * size

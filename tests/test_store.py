@@ -1,0 +1,405 @@
+"""The store suite: every test runs on SQLite and on PostgreSQL (the ``db_url`` fixture)."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from store import control
+from store.db import Store
+from store.document import normalise
+from store.errors import Conflict, NotFound, Unreachable
+from store.graphs import create_graph, list_graphs, show_graph
+from store.migrations import available, current_version, latest, migrate
+from store.models import Event, Graph, Pool, Scheduler, SchemaVersion, Task, dumps
+
+ROOT = Path(__file__).resolve().parent.parent
+
+LIST_KEYS = {"id", "name", "state", "priority", "scheduler", "tasks_total", "tasks_done"}
+SHOW_KEYS = {"id", "name", "state", "priority", "scheduler", "parent", "outputs", "tasks"}
+TASK_KEYS = {"name", "state", "attempts", "worker", "started", "finished", "result", "error"}
+
+DOC = normalise({"name": "bands", "priority": 4, "inputs": {"structure": "Si"}, "tasks": {
+    "relax": {"run": "examples.tasks:relax", "args": {"structure": "${inputs.structure}"}},
+    "scf": {"run": "examples.tasks:scf", "args": {"structure": "${relax.structure}"}},
+    "report": {"shell": "echo ${scf.energy}", "pool": "io"},
+    "bands": {"graph": {"name": "sub", "tasks": {
+        "b": {"run": "examples.tasks:bands", "args": {"density": "${inputs.density}"}}}},
+        "args": {"density": "${scf.density}"}},
+}}, "test")
+CHILD = DOC["tasks"]["bands"]["graph"]
+
+
+@pytest.fixture
+def store(db_url: str) -> Iterator[Store]:
+    s = Store(db_url).connect()
+    migrate(s)
+    yield s
+    s.close()
+
+
+def submit(store: Store, doc: dict[str, Any] = DOC, **kw: Any) -> Graph:
+    with store.write():
+        return create_graph(doc, **kw)
+
+
+def nest(store: Store, parent: Graph, task_name: str = "bands") -> Graph:
+    """Spawn the nested graph of ``parent``'s task, as a scheduler does."""
+    task = Task.get(Task.graph == parent.id, Task.name == task_name)
+    with store.write():
+        return create_graph(CHILD, parent_task=task, root=parent.id, depth=1,
+                            owner=parent.scheduler, state="running")
+
+
+def set_tasks(graph: Graph, **states: str) -> None:
+    for name, state in states.items():
+        Task.update(state=state).where(Task.graph == graph.id, Task.name == name).execute()
+
+
+def task_states(graph: Graph) -> dict[str, str]:
+    return {t.name: t.state for t in Task.select().where(Task.graph == graph.id)}
+
+
+def add_scheduler(sid: str, heartbeat: float | None = None, state: str = "running") -> None:
+    Scheduler.create(id=sid, host="h", pid=1, state=state,
+                     heartbeat=time.time() if heartbeat is None else heartbeat)
+
+
+# -- migrations -------------------------------------------------------------------------------
+
+
+def test_migrate_is_idempotent_and_records_the_version(db_url: str) -> None:
+    first = Store(db_url).connect()
+    assert current_version(first) == 0
+    assert migrate(first) == [n for n, _ in available()]
+    assert migrate(first) == []
+    first.close()
+    again = Store(db_url).connect()
+    assert migrate(again) == []
+    assert current_version(again) == latest()
+    assert [r.version for r in SchemaVersion.select()] == list(range(1, latest() + 1))
+    assert Pool.select().where(Pool.name == "default").count() == 1
+    again.close()
+
+
+def test_ping_and_write_transaction(store: Store) -> None:
+    assert store.ping()
+    with pytest.raises(RuntimeError):
+        with store.write():
+            Pool.create(name="rolled-back")
+            raise RuntimeError("undo")
+    assert Pool.get_or_none(Pool.name == "rolled-back") is None
+
+
+def test_unreachable_database_is_masked() -> None:
+    with pytest.raises(Unreachable) as info:
+        Store("postgresql://pg:sekrit@127.0.0.1:1/x").connect()
+    assert "sekrit" not in str(info.value) and "pg:***@127.0.0.1:1" in str(info.value)
+
+
+# -- graphs: create, list, show ---------------------------------------------------------------
+
+
+def test_create_graph_rows_and_provenance(store: Store) -> None:
+    g = submit(store)
+    assert (g.name, g.state, g.priority, g.root, g.depth, g.parent_task_id) == \
+        ("bands", "queued", 4, g.id, 0, None)
+    tasks = {t.name: t for t in Task.select().where(Task.graph == g.id)}
+    assert set(tasks) == {"relax", "scf", "report", "bands"}
+    assert all(t.graph_id == g.id and t.state == "waiting" for t in tasks.values())
+    assert tasks["scf"].kind == "python" and json.loads(tasks["scf"].deps) == ["relax"]
+    assert tasks["report"].kind == "shell" and tasks["report"].pool == "io"
+    assert tasks["bands"].kind == "graph"
+    assert Pool.get_or_none(Pool.name == "io") is not None
+    assert json.loads(g.inputs) == {"structure": "Si"}
+    assert submit(store, priority=9).priority == 9
+
+
+def test_nested_graph_provenance(store: Store) -> None:
+    parent = submit(store, owner="s1", state="running")
+    child = nest(store, parent)
+    bands_task = Task.get(Task.graph == parent.id, Task.name == "bands")
+    assert child.parent_task_id == bands_task.id and child.root == parent.id
+    assert child.depth == 1 and child.scheduler == "s1"
+    assert control.tree_ids(parent.id) == [parent.id, child.id]
+    shown = show_graph(child.id)
+    assert shown["parent"] == parent.id and shown["name"] == "sub"
+    assert {t["name"]: t["child"] for t in show_graph(parent.id)["tasks"]}["bands"] == child.id
+    assert [r["id"] for r in list_graphs()] == [parent.id]
+    assert {r["id"] for r in list_graphs(include_nested=True)} == {parent.id, child.id}
+
+
+def test_list_graphs_shape_and_progress(store: Store) -> None:
+    a = submit(store)
+    b = submit(store)
+    set_tasks(a, relax="finished", scf="failed", report="skipped")
+    Graph.update(state="failed").where(Graph.id == a.id).execute()
+    rows = list_graphs()
+    assert [r["id"] for r in rows] == [b.id, a.id]
+    for row in rows:
+        assert set(row) == LIST_KEYS
+    assert rows[1] == {"id": a.id, "name": "bands", "state": "failed", "priority": 4,
+                       "scheduler": None, "tasks_total": 4, "tasks_done": 3}
+    assert rows[0]["tasks_done"] == 0
+    assert [r["id"] for r in list_graphs(state="failed")] == [a.id]
+    assert len(list_graphs(limit=1)) == 1
+    json.dumps(rows)
+
+
+def test_show_graph_shape(store: Store) -> None:
+    g = submit(store)
+    now = time.time()
+    Task.update(state="finished", attempts=1, worker="w1", started=now - 1, finished=now,
+                result=dumps({"energy": -7.9})).where(
+        Task.graph == g.id, Task.name == "relax").execute()
+    Task.update(state="failed", attempts=2, worker="w1", started=now, finished=now,
+                error=dumps({"type": "ValueError", "message": "bad", "traceback": "tb"})).where(
+        Task.graph == g.id, Task.name == "scf").execute()
+    shown = show_graph(g.id)
+    assert SHOW_KEYS <= set(shown)
+    assert (shown["id"], shown["name"], shown["priority"], shown["scheduler"],
+            shown["parent"], shown["outputs"]) == (g.id, "bands", 4, None, None, None)
+    tasks = {t["name"]: t for t in shown["tasks"]}
+    assert list(tasks) == ["relax", "scf", "report", "bands"]
+    for task in shown["tasks"]:
+        assert TASK_KEYS <= set(task)
+        for key in ("started", "finished"):
+            assert task[key] is None or isinstance(task[key], float)
+    assert tasks["relax"]["result"] == {"energy": -7.9} and tasks["relax"]["attempts"] == 1
+    assert tasks["relax"]["worker"] == "w1" and tasks["relax"]["error"] is None
+    assert tasks["scf"]["error"] == {"type": "ValueError", "message": "bad", "traceback": "tb"}
+    assert tasks["report"]["started"] is None and tasks["report"]["result"] is None
+    assert tasks["report"]["waiting_for"] == "waiting for scf"
+    json.dumps(shown)
+
+
+def test_show_unknown_graph(store: Store) -> None:
+    with pytest.raises(NotFound, match="no graph 999999"):
+        show_graph(999999)
+
+
+# -- operator actions: compare-and-set --------------------------------------------------------
+
+
+def test_pause_and_play(store: Store) -> None:
+    g = submit(store)
+    assert control.pause(store, g.id).state == "paused"
+    assert control.pause(store, g.id).state == "paused"        # pausing a paused graph: no-op
+    assert control.play(store, g.id).state == "queued"         # no owner yet: back to queued
+    with pytest.raises(Conflict, match="not paused"):
+        control.play(store, g.id)
+    Graph.update(state="running", scheduler="s1").where(Graph.id == g.id).execute()
+    child = nest(store, Graph.get_by_id(g.id))
+    control.pause(store, g.id)
+    assert Graph.get_by_id(child.id).state == "paused"         # the whole tree pauses
+    assert control.play(store, g.id).state == "running"        # owned: back to running
+    assert Graph.get_by_id(child.id).state == "running"
+    kinds = [e.kind for e in Event.select().where(Event.graph == g.id).order_by(Event.id)]
+    assert kinds == ["graph.paused", "graph.paused", "graph.played", "graph.paused",
+                     "graph.played"]
+
+
+def test_pause_a_finished_graph_conflicts(store: Store) -> None:
+    g = submit(store)
+    Graph.update(state="finished").where(Graph.id == g.id).execute()
+    with pytest.raises(Conflict, match="finished"):
+        control.pause(store, g.id)
+
+
+def test_kill_once(store: Store) -> None:
+    g = submit(store, owner="s1", state="running")
+    child = nest(store, Graph.get_by_id(g.id))
+    set_tasks(g, relax="finished", scf="running", bands="running")
+    Task.update(worker="w9").where(Task.graph == g.id, Task.name == "scf").execute()
+    epoch = Graph.get_by_id(g.id).epoch
+    killed, running = control.kill(store, g.id)
+    assert killed.state == "killed" and killed.epoch == epoch + 1 and killed.finished
+    scf = Task.get(Task.graph == g.id, Task.name == "scf")
+    assert running == [(scf.id, "w9")]
+    assert task_states(g) == {"relax": "finished", "scf": "killed", "report": "killed",
+                              "bands": "killed"}
+    assert Graph.get_by_id(child.id).state == "killed"
+    assert set(task_states(child).values()) == {"killed"}
+    with pytest.raises(Conflict, match="already killed"):
+        control.kill(store, g.id)
+    with pytest.raises(NotFound):
+        control.kill(store, 987654)
+
+
+def test_retry(store: Store) -> None:
+    g = submit(store, owner="s1", state="running")
+    child = nest(store, Graph.get_by_id(g.id))
+    with pytest.raises(Conflict, match="only a failed or killed graph"):
+        control.retry(store, g.id)
+    with pytest.raises(Conflict, match="nested"):
+        control.retry(store, child.id)
+    set_tasks(g, relax="finished", scf="failed", report="skipped", bands="skipped")
+    Graph.update(state="failed", finished=time.time()).where(Graph.id == g.id).execute()
+    Graph.update(state="failed").where(Graph.id == child.id).execute()
+    retried = control.retry(store, g.id)
+    assert (retried.state, retried.scheduler, retried.finished) == ("queued", None, None)
+    assert task_states(g) == {"relax": "finished", "scf": "waiting", "report": "waiting",
+                              "bands": "waiting"}
+    assert Graph.get_or_none(Graph.id == child.id) is None    # the unfinished child is dropped
+    with pytest.raises(Conflict):
+        control.retry(store, g.id)
+
+
+def test_reassign(store: Store) -> None:
+    add_scheduler("s1")
+    add_scheduler("s2")
+    add_scheduler("dead", heartbeat=time.time() - 3600)
+    g = submit(store, owner="s1", state="running")
+    child = nest(store, Graph.get_by_id(g.id))
+    with pytest.raises(NotFound, match="no scheduler 'nobody'"):
+        control.reassign(store, g.id, "nobody", stale_after=5)
+    with pytest.raises(Conflict, match="not alive"):
+        control.reassign(store, g.id, "dead", stale_after=5)
+    with pytest.raises(Conflict, match="already belongs"):
+        control.reassign(store, g.id, "s1", stale_after=5)
+    with pytest.raises(Conflict, match="nested"):
+        control.reassign(store, child.id, "s2", stale_after=5)
+    epoch = Graph.get_by_id(g.id).epoch
+    moved, old = control.reassign(store, g.id, "s2", stale_after=5)
+    assert (moved.scheduler, old, moved.epoch) == ("s2", "s1", epoch + 1)
+    assert Graph.get_by_id(child.id).scheduler == "s2"
+    event = Event.get(Event.graph == g.id, Event.kind == "graph.reassigned")
+    assert json.loads(event.data) == {"from": "s1", "to": "s2"}
+    control.kill(store, g.id)
+    with pytest.raises(Conflict, match="only a live graph"):
+        control.reassign(store, g.id, "s1", stale_after=5)
+
+
+def test_set_priority(store: Store) -> None:
+    g = submit(store, owner="s1", state="running")
+    child = nest(store, Graph.get_by_id(g.id))
+    assert control.set_priority(store, g.id, 9).priority == 9
+    assert Graph.get_by_id(child.id).priority == 9
+    for bad in (-1, 10):
+        with pytest.raises(Conflict, match="0..9"):
+            control.set_priority(store, g.id, bad)
+
+
+def test_pools(store: Store) -> None:
+    submit(store)
+    assert control.set_pool(store, "io", 2).max_running == 2
+    assert control.set_pool(store, "gpu", None).max_running is None
+    with pytest.raises(Conflict):
+        control.set_pool(store, "io", -1)
+    rows = {r["name"]: r for r in control.pools()}
+    assert rows["io"] == {"name": "io", "max_running": 2, "running": 0, "queued": 0}
+    assert rows["default"]["max_running"] is None and "gpu" in rows
+
+
+# -- concurrency: compare-and-set between processes -------------------------------------------
+
+RACER = r"""
+import json, sys
+from store.db import Store
+from store.models import Task
+store = Store(sys.argv[1]).connect()
+ids = json.loads(sys.argv[2])
+store.db.execute_sql("SELECT 1")
+sys.stdout.write("ready\n"); sys.stdout.flush()
+sys.stdin.readline()
+won = []
+for i in ids:
+    with store.write():
+        n = (Task.update(state="running", worker=sys.argv[3], attempts=Task.attempts + 1)
+             .where(Task.id == i, Task.state == "queued", Task.attempts == 0).execute())
+    if n:
+        won.append(i)
+store.close()
+print(json.dumps(won))
+"""
+
+
+def test_concurrent_conditional_updates_exactly_one_wins(store: Store, db_url: str) -> None:
+    graph = submit(store, normalise({"name": "race", "tasks": {
+        f"t{i}": {"run": "examples.tasks:noop"} for i in range(300)}}, "race"))
+    Task.update(state="queued").where(Task.graph == graph.id).execute()
+    ids = [t.id for t in Task.select(Task.id).where(Task.graph == graph.id).order_by(Task.id)]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    racers = [subprocess.Popen([sys.executable, "-c", RACER, db_url, json.dumps(order), name],
+                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env,
+                               cwd=str(ROOT))
+              for name, order in (("A", ids), ("B", shuffled(ids, 1)), ("C", shuffled(ids, 2)))]
+    try:
+        for racer in racers:                          # all connected before the start signal
+            assert racer.stdout is not None and racer.stdout.readline() == "ready\n"
+        for racer in racers:
+            assert racer.stdin is not None
+            racer.stdin.write("go\n")
+            racer.stdin.flush()
+        outputs = [racer.communicate(timeout=120)[0] for racer in racers]
+    finally:
+        for racer in racers:
+            if racer.poll() is None:
+                racer.kill()
+                racer.wait()
+    assert all(racer.returncode == 0 for racer in racers)
+    won = [set(json.loads(out.strip().splitlines()[-1])) for out in outputs]
+    assert sum(len(w) for w in won) == len(ids)             # no row won twice...
+    assert set().union(*won) == set(ids)                     # ...and every row won once
+    rows = list(Task.select().where(Task.graph == graph.id))
+    assert all(r.attempts == 1 and r.state == "running" for r in rows)
+    for name, w in zip("ABC", won):
+        assert {r.id for r in rows if r.worker == name} == w
+
+
+def shuffled(ids: list[int], seed: int) -> list[int]:
+    out = list(ids)
+    random.Random(seed).shuffle(out)
+    return out
+
+
+# -- AsyncStore: off-loop database access with group commit ----------------------------------
+
+
+async def test_async_store_group_commit_isolates_failures(db_url: str) -> None:
+    import asyncio
+
+    from store.db import AsyncStore
+
+    setup = Store(db_url).connect()
+    migrate(setup)
+    setup.close()
+    astore = AsyncStore(Store(db_url))
+    astore.start()
+    try:
+        def add(name: str) -> str:
+            Pool.create(name=name)
+            return name
+
+        def boom() -> None:
+            Pool.create(name="doomed")
+            raise ValueError("this write fails alone")
+
+        jobs = [astore.write(add, f"p{i}") for i in range(20)] + [astore.write(boom)]
+        results = await asyncio.gather(*jobs, return_exceptions=True)
+        assert results[:20] == [f"p{i}" for i in range(20)]
+        assert isinstance(results[20], ValueError)
+        names = await astore.read(lambda: {p.name for p in Pool.select()})
+        assert {f"p{i}" for i in range(20)} <= names and "doomed" not in names
+        with pytest.raises(NotFound):
+            await astore.read(show_graph, 424242)
+    finally:
+        await astore.stop()
+
+
+def test_times_keep_sub_second_precision(store: Store) -> None:
+    now = time.time()
+    g = submit(store)
+    Graph.update(started=now).where(Graph.id == g.id).execute()
+    add_scheduler("precise", heartbeat=now)
+    assert Graph.get_by_id(g.id).started == pytest.approx(now, abs=1e-3)
+    assert Scheduler.get_by_id("precise").heartbeat == pytest.approx(now, abs=1e-3)
