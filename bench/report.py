@@ -1,0 +1,139 @@
+"""The targets and the table printed at the end of a run (Markdown: it goes into
+``docs/performance.md`` as is)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+# (scenario, figure, label, unit, better, ratio to the bare loop: "throughput" | "rtt" | None)
+FIGURES: list[tuple[str, str, str, str, str, str | None]] = [
+    ("throughput", "tasks_per_s", "1 throughput", "tasks/s", "higher", "throughput"),
+    ("latency", "hop_p50_ms", "2 chain hop p50", "ms", "lower", "rtt"),
+    ("latency", "hop_p99_ms", "2 chain hop p99", "ms", "lower", "rtt"),
+    ("fanout", "seconds", "3 fan-out 500 + fan-in", "s", "lower", None),
+    ("fanout", "tasks_per_s", "3 fan-out rate", "tasks/s", "higher", "throughput"),
+    ("fanout", "reduce_hop_ms", "3 fan-in hop (500 results)", "ms", "lower", "rtt"),
+    ("many_graphs", "graphs_per_s", "4 many graphs", "graphs/s", "higher", None),
+    ("many_graphs", "tasks_per_s", "4 many graphs, tasks", "tasks/s", "higher", "throughput"),
+    ("nesting", "seconds", "5 nesting 100 x 2 deep", "s", "lower", None),
+    ("scale", "kb_per_graph", "6 scheduler memory / graph", "KB", "lower", None),
+    ("scale", "cpu_ms_per_event_100", "6 CPU / event, 100 graphs", "ms", "lower", None),
+    ("scale", "cpu_ms_per_event_10000", "6 CPU / event, 10,000 graphs", "ms", "lower", None),
+    ("scale", "cost_ratio", "6 CPU / event 10,000 : 100", "x", "lower", None),
+    ("scale", "idle_cpu_ms_per_s_100", "6 idle CPU, 100 graphs", "ms/s", "lower", None),
+    ("scale", "idle_cpu_ms_per_s_10000", "6 idle CPU, 10,000 graphs", "ms/s", "lower", None),
+    ("console", "key_to_screen_ms", "7 console key -> screen", "ms", "lower", None),
+    ("console", "key_to_screen_p95_ms", "7 console key -> screen p95", "ms", "lower", None),
+    ("console", "rss_mb", "7 console memory (RSS)", "MB", "lower", None),
+    ("console", "rss_growth_mb", "7 console memory growth in 12 s", "MB", "lower", None),
+    ("console", "events_per_s_received", "7 console events taken in", "events/s", "higher",
+     None),
+]
+
+# targets on SQLite: figure -> (comparison, value, ratio comparison or None)
+TARGETS: dict[str, dict[str, Any]] = {
+    "throughput.tasks_per_s": {"min": 1000, "min_ratio": 0.40},
+    "latency.hop_p50_ms": {"max": 3.0, "max_ratio": 2.0},
+    "nesting.seconds": {"max": 5.0},
+    "scale.kb_per_graph": {"max": 20.0},
+    "scale.cost_ratio": {"max": 1.3},
+    "postgres_vs_sqlite": {"max_factor": 2.0},
+}
+
+
+def _fmt(value: float | None) -> str:
+    if value is None:
+        return "-"
+    if abs(value) >= 100:
+        return f"{value:,.0f}"
+    if abs(value) >= 10:
+        return f"{value:.1f}"
+    return f"{value:.2f}"
+
+
+def _figure(doc: dict[str, Any], db: str, scenario: str, figure: str) -> dict[str, float] | None:
+    result = doc["results"].get(db, {}).get(scenario)
+    if not result or "figures" not in result:
+        return None
+    return result["figures"].get(figure)
+
+
+def _ratio(doc: dict[str, Any], kind: str | None, median: float) -> float | None:
+    if kind is None:
+        return None
+    base = doc["limit"]["throughput" if kind == "throughput" else "rtt_p50_ms"]["median"]
+    return median / base if base else None
+
+
+def _verdict(key: str, median: float, ratio: float | None) -> str:
+    target = TARGETS.get(key)
+    if not target:
+        return ""
+    parts, ok = [], True
+    if "min" in target:
+        parts.append(f">= {target['min']:g}")
+        ok &= median >= target["min"]
+    if "max" in target:
+        parts.append(f"<= {target['max']:g}")
+        ok &= median <= target["max"]
+    if "min_ratio" in target and ratio is not None:
+        parts.append(f">= {target['min_ratio']:.0%} bare")
+        ok &= ratio >= target["min_ratio"]
+    if "max_ratio" in target and ratio is not None:
+        parts.append(f"<= {target['max_ratio']:g}x bare")
+        ok &= ratio <= target["max_ratio"]
+    return f"{', '.join(parts)} {'PASS' if ok else 'MISS'}"
+
+
+def _cell(fig: dict[str, float] | None) -> str:
+    if fig is None:
+        return "-"
+    if fig["runs"] == 1:
+        return _fmt(fig["median"])
+    return f"{_fmt(fig['median'])} ({_fmt(fig['min'])}-{_fmt(fig['max'])})"
+
+
+def render(doc: dict[str, Any]) -> str:
+    lim = doc["limit"]
+    lines = [
+        f"Bare aio-pika loop (persistent, confirmed, prefetch 100): "
+        f"{_fmt(lim['throughput']['median'])} round trips/s "
+        f"({_fmt(lim['throughput']['min'])}-{_fmt(lim['throughput']['max'])}), "
+        f"round trip p50 {_fmt(lim['rtt_p50_ms']['median'])} ms, "
+        f"p99 {_fmt(lim['rtt_p99_ms']['median'])} ms",
+        "",
+        "| scenario | unit | SQLite median (min-max) | x bare | PostgreSQL median (min-max) "
+        "| x bare | PG : SQLite | target (SQLite) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    factor_max = TARGETS["postgres_vs_sqlite"]["max_factor"]
+    for scenario, figure, label, unit, better, kind in FIGURES:
+        sq = _figure(doc, "sqlite", scenario, figure)
+        pg = _figure(doc, "postgres", scenario, figure)
+        if sq is None and pg is None:
+            continue
+        sq_ratio = _ratio(doc, kind, sq["median"]) if sq else None
+        pg_ratio = _ratio(doc, kind, pg["median"]) if pg else None
+        factor = ""
+        if sq and pg and sq["median"] and pg["median"]:
+            f = pg["median"] / sq["median"] if better == "lower" else sq["median"] / pg["median"]
+            factor = f"{f:.2f}x slower" if f >= 1 else f"{1 / f:.2f}x faster"
+            if f > factor_max:
+                factor += " MISS"
+        verdict = _verdict(f"{scenario}.{figure}", sq["median"], sq_ratio) if sq else ""
+        lines.append(f"| {label} | {unit} | {_cell(sq)} | {_fmt(sq_ratio)} | {_cell(pg)} | "
+                     f"{_fmt(pg_ratio)} | {factor} | {verdict} |")
+    errors = [(db, name, r["error"]) for db, by in doc["results"].items()
+              for name, r in by.items() if "error" in r]
+    notes = [(db, name, note) for db, by in doc["results"].items()
+             for name, r in by.items() for note in r.get("notes", [])]
+    for db, name, error in errors:
+        lines.append(f"\n{db} {name}: ERROR {error.splitlines()[0] if error else ''}")
+    for db, name, reason in [(db, name, r["not_measured"]) for db, by in doc["results"].items()
+                             for name, r in by.items() if "not_measured" in r]:
+        lines.append(f"\n{db} {name}: not measured ({reason})")
+    for db, name, note in notes:
+        lines.append(f"\n{db} {name}: {note}")
+    for db, reason in doc.get("skipped", {}).items():
+        lines.append(f"\n{db}: skipped ({reason})")
+    return "\n".join(lines)

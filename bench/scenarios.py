@@ -1,0 +1,274 @@
+"""The scenarios. Each starts its daemons in a fresh installation (``setup``), then measures
+one run (``run``) as many times as asked; a run returns named figures.
+
+Figures are wall-clock seconds from the moment the graphs are stored (the submitter's clock)
+to the ``finished`` time the scheduler records on the last graph, or differences of the
+``started``/``finished`` times that workers record on task rows: the daemons and the
+benchmark share one machine and one clock.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import psutil
+
+from bench.harness import ROOT, BenchError, Installation, wait_for
+
+NOOP = "bench.tasks:noop"
+
+
+class NotMeasured(Exception):
+    """A scenario that cannot run here, with the reason (reported, not an error)."""
+
+
+@dataclass
+class Scenario:
+    name: str
+    title: str
+    setup: Callable[[Installation], None]
+    run: Callable[[Installation, int], dict[str, float]]
+    runs: int | None = None                       # None: the suite's --runs
+    headline: str = ""                            # the figure the table shows first
+    databases: tuple[str, ...] = ("sqlite", "postgres")
+    weight: float = 1.0                           # its share of the time budget
+    notes: list[str] = field(default_factory=list)
+
+
+def _percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
+
+
+def _elapsed(inst: Installation, ids: list[int], t0: float) -> float:
+    return max(f for _, f in inst.graph_times(ids) if f is not None) - t0
+
+
+def _warm_up(inst: Installation) -> None:
+    """A small graph through every daemon: imports, slot processes and caches are warm."""
+    ids, _ = inst.submit([{"name": "warm-up", "tasks": {
+        f"w{i}": {"run": NOOP} for i in range(16)}}])
+    inst.wait_graphs(ids, 60)
+
+
+def _standard(slots: int = 8) -> Callable[[Installation], None]:
+    def setup(inst: Installation) -> None:
+        inst.scheduler()
+        inst.worker(slots)
+        inst.wait_up()
+        _warm_up(inst)
+    return setup
+
+
+# -- 1 throughput --------------------------------------------------------------------------
+
+def run_throughput(inst: Installation, i: int, n: int = 1000) -> dict[str, float]:
+    ids, t0 = inst.submit([{"name": f"throughput-{i}", "tasks": {
+        f"t{k}": {"run": NOOP} for k in range(n)}}])
+    inst.wait_graphs(ids, 120)
+    seconds = _elapsed(inst, ids, t0)
+    return {"tasks_per_s": n / seconds, "seconds": seconds}
+
+
+# -- 2 latency -----------------------------------------------------------------------------
+
+def run_latency(inst: Installation, i: int, n: int = 200) -> dict[str, float]:
+    tasks: dict[str, Any] = {"c0": {"run": NOOP}}
+    for k in range(1, n):
+        tasks[f"c{k}"] = {"run": NOOP, "after": [f"c{k - 1}"]}
+    ids, _ = inst.submit([{"name": f"chain-{i}", "tasks": tasks}])
+    inst.wait_graphs(ids, 120)
+    times = inst.task_times(ids[0])
+    hops = [1000 * (times[f"c{k}"][0] - times[f"c{k - 1}"][1]) for k in range(1, n)]
+    return {"hop_p50_ms": statistics.median(hops), "hop_p99_ms": _percentile(hops, 0.99),
+            "hop_mean_ms": statistics.fmean(hops)}
+
+
+# -- 3 fan-out / fan-in -------------------------------------------------------------------
+
+def run_fanout(inst: Installation, i: int, n: int = 500) -> dict[str, float]:
+    tasks: dict[str, Any] = {f"f{k}": {"run": "bench.tasks:one"} for k in range(n)}
+    tasks["reduce"] = {"run": "bench.tasks:total",
+                       "args": {"values": [f"${{f{k}}}" for k in range(n)]}}
+    ids, t0 = inst.submit([{"name": f"fan-{i}", "tasks": tasks}])
+    inst.wait_graphs(ids, 120)
+    times = inst.task_times(ids[0])
+    last_leaf = max(times[f"f{k}"][1] for k in range(n))
+    seconds = _elapsed(inst, ids, t0)
+    return {"seconds": seconds, "tasks_per_s": (n + 1) / seconds,
+            "reduce_hop_ms": 1000 * (times["reduce"][0] - last_leaf)}
+
+
+# -- 4 many graphs -------------------------------------------------------------------------
+
+def run_many(inst: Installation, i: int, graphs: int = 1000, size: int = 10) \
+        -> dict[str, float]:
+    docs = [{"name": f"many-{i}-{g}", "tasks": {f"t{k}": {"run": NOOP} for k in range(size)}}
+            for g in range(graphs)]
+    ids, t0 = inst.submit(docs)
+    inst.wait_graphs(ids, 300)
+    seconds = _elapsed(inst, ids, t0)
+    return {"graphs_per_s": graphs / seconds, "tasks_per_s": graphs * size / seconds,
+            "seconds": seconds}
+
+
+# -- 5 nesting -------------------------------------------------------------------------------
+
+def _nested_doc(name: str) -> dict[str, Any]:
+    leaf = {"name": "grandchild", "tasks": {"leaf": {"run": NOOP}}}
+    child = {"name": "child", "tasks": {"inner": {"graph": leaf}}}
+    return {"name": name, "tasks": {"outer": {"graph": child}}}
+
+
+def run_nesting(inst: Installation, i: int, graphs: int = 100) -> dict[str, float]:
+    ids, t0 = inst.submit([_nested_doc(f"nest-{i}-{g}") for g in range(graphs)])
+    inst.wait_graphs(ids, 120)
+    return {"seconds": _elapsed(inst, ids, t0)}
+
+
+# -- 6 scale of one scheduler ----------------------------------------------------------------
+
+PARKED = "parked"
+
+
+def _parked_doc(name: str) -> dict[str, Any]:
+    """Ten tasks; the first a long sleep on a pool nobody serves, so the graph stays active
+    with one task queued and nine waiting: all a scheduler holds, and no work."""
+    tasks: dict[str, Any] = {"p0": {"run": "bench.tasks:sleep", "pool": PARKED}}
+    for k in range(1, 10):
+        tasks[f"p{k}"] = {"run": NOOP, "after": ["p0"]}
+    return {"name": name, "tasks": tasks}
+
+
+def _park(inst: Installation, total: int, chunk: int = 1000) -> None:
+    from store.models import Task
+
+    have = inst.db(lambda: Task.select().where(Task.pool == PARKED).count())
+    while have < total:
+        step = min(chunk, total - have)
+        inst.submit([_parked_doc(f"parked-{have + g}") for g in range(step)])
+        have += step
+    wait_for(lambda: inst.db(lambda: Task.select().where(
+        Task.pool == PARKED, Task.state == "queued").count()) >= total, 600,
+        f"{total} parked graphs to be active", 0.25)
+
+
+def _settle(proc: psutil.Process, window: float = 1.0, limit: float = 60) -> None:
+    """Wait until the process uses less than a fifth of a core."""
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        before = sum(proc.cpu_times()[:2])
+        time.sleep(window)
+        if sum(proc.cpu_times()[:2]) - before < 0.2 * window:
+            return
+
+
+def _events(inst: Installation, proc: psutil.Process, i: int, tag: str, n: int = 500) \
+        -> tuple[float, float]:
+    """(scheduler CPU ms per task, wall seconds) while ``n`` independent no-ops flow."""
+    before = sum(proc.cpu_times()[:2])
+    ids, t0 = inst.submit([{"name": f"events-{tag}-{i}", "tasks": {
+        f"e{k}": {"run": NOOP} for k in range(n)}}])
+    inst.wait_graphs(ids, 120)
+    cpu = sum(proc.cpu_times()[:2]) - before
+    return 1000 * cpu / n, time.time() - t0
+
+
+def _idle_cpu(proc: psutil.Process, seconds: float = 3.0) -> float:
+    """Scheduler CPU ms per second of wall time with no events (periodic work only)."""
+    before = sum(proc.cpu_times()[:2])
+    time.sleep(seconds)
+    return 1000 * (sum(proc.cpu_times()[:2]) - before) / seconds
+
+
+def run_scale(inst: Installation, runs: int, small: int = 100, large: int = 10_000) \
+        -> dict[str, Any]:
+    proc = psutil.Process(inst.pid_of("scheduler"))
+    out: dict[str, Any] = {}
+    rss: dict[int, float] = {}
+    for level in (small, large):
+        t_park = time.monotonic()
+        _park(inst, level)
+        out[f"park_seconds_{level}"] = time.monotonic() - t_park
+        _settle(proc)
+        rss[level] = proc.memory_info().rss
+        out[f"rss_mb_{level}"] = rss[level] / 2**20
+        out[f"idle_cpu_ms_per_s_{level}"] = _idle_cpu(proc)
+        costs = [_events(inst, proc, k, str(level))[0] for k in range(runs)]
+        out[f"cpu_ms_per_event_{level}"] = costs
+    out["kb_per_graph"] = (rss[large] - rss[small]) / (large - small) / 1024
+    out["cost_ratio"] = (statistics.median(out[f"cpu_ms_per_event_{large}"])
+                         / statistics.median(out[f"cpu_ms_per_event_{small}"]))
+    return out
+
+
+def setup_scale(inst: Installation) -> None:
+    inst.use_pool(PARKED)
+    inst.scheduler()
+    inst.worker(8)
+    inst.wait_up()
+    _warm_up(inst)
+
+
+# -- 7 console ----------------------------------------------------------------------------------
+
+def setup_console(inst: Installation) -> None:
+    from bench.console_load import seed
+
+    try:
+        import console.app  # noqa: F401
+    except ImportError as exc:
+        raise NotMeasured(f"the console cannot be imported ({exc})") from None
+    store = inst.store()
+    with store.write():
+        seed()
+
+
+def run_console(inst: Installation, i: int) -> dict[str, float]:
+    proc = subprocess.run([sys.executable, "-m", "bench.console_load"], env=inst.env,
+                          capture_output=True, text=True, timeout=180, cwd=str(ROOT))
+    if proc.returncode != 0:
+        tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+        raise BenchError(f"console measurement failed: {tail}")
+    data = json.loads(proc.stdout.strip().splitlines()[-1])
+    return {"key_to_screen_ms": data["key_to_screen_ms"],
+            "key_to_screen_p95_ms": data["key_to_screen_p95_ms"], "rss_mb": data["rss_mb"],
+            "rss_growth_mb": data["rss_growth_mb"],
+            "events_per_s_received": data["events_received"] / 12.0}
+
+
+# -- the list --------------------------------------------------------------------------------
+
+SCENARIOS: list[Scenario] = [
+    Scenario("throughput", "1,000 independent no-ops, 8 slots", _standard(8), run_throughput,
+             headline="tasks_per_s"),
+    Scenario("latency", "chain of 200 no-ops: finish -> next start", _standard(8), run_latency,
+             headline="hop_p50_ms"),
+    Scenario("fanout", "500 tasks -> 1 reducer of their 500 results", _standard(8), run_fanout,
+             headline="seconds"),
+    Scenario("many_graphs", "1,000 graphs x 10 no-ops submitted at once", _standard(8),
+             run_many, headline="graphs_per_s", weight=5),
+    Scenario("nesting", "100 graphs nested 2 deep, 1 worker slot", _standard(1), run_nesting,
+             headline="seconds"),
+    Scenario("scale", "10,000 active graphs on one scheduler", setup_scale,
+             run_scale, headline="kb_per_graph", weight=4),  # type: ignore[arg-type]
+    Scenario("console", "console: 10,000 graphs stored, 500 events/s", setup_console,
+             run_console, headline="key_to_screen_ms", databases=("sqlite",), weight=2),
+]
+
+
+def by_name(names: list[str] | None) -> list[Scenario]:
+    if not names:
+        return SCENARIOS
+    known = {s.name: s for s in SCENARIOS}
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise BenchError(f"unknown scenario {unknown[0]!r}; known: {', '.join(known)}")
+    return [known[n] for n in names if n in known]
