@@ -85,6 +85,7 @@ class SchedulerDaemon:
         inbox_channel = await self.broker.new_channel(prefetch=1000)
         inbox = await self.broker.declare(self.names.scheduler(self.id), inbox_channel)
         await inbox.bind(self.names.events, routing_key="pool.changed")
+        await inbox.bind(self.names.events, routing_key="daemon.started")
         self._consumers.append((inbox, await inbox.consume(self._on_inbox)))
         graphs_channel = await self.broker.new_channel(prefetch=20)
         graphs = await self.broker.declare(self.names.graphs, graphs_channel)
@@ -147,7 +148,10 @@ class SchedulerDaemon:
         self._schedule_flush()
 
     async def _refresh_pools(self, now: float) -> None:
+        before = self.served
         self.caps, self.served = await self.db.read(tx.live_pools, self.settings.stale_after, now)
+        if self.served - before:
+            await self.db.write(tx.clear_unserved, sorted(self.served - before))
 
     # -- messages -----------------------------------------------------------------------------
 
@@ -195,6 +199,8 @@ class SchedulerDaemon:
             elif isinstance(msg, Event) and msg.topic == "pool.changed":
                 await self._refresh_pools(self.clock())
                 self._requeue_blocked()
+            elif isinstance(msg, Event) and msg.topic == "daemon.started":
+                await self._refresh_pools(self.clock())   # a new worker may serve a new pool
         except Exception:  # noqa: BLE001 - loop boundary; the stall check recovers
             logger.exception("handling %s", type(msg).__name__)
         await message.ack()
@@ -450,6 +456,8 @@ class SchedulerDaemon:
             await self._reload(run.root, now)
             return
         queued = set(queued_ids)
+        if any(n.pool not in self.served for _, n, _ in leaf):
+            await self._refresh_pools(now)   # a worker may have come up since the last tick
         publish = []
         unserved: list[int] = []
         for item, node, msg in leaf:
@@ -468,8 +476,7 @@ class SchedulerDaemon:
             publish.append((queue, msg, run.priority, None))
         if unserved:
             pools = sorted({run.nodes[t].pool for t in unserved})
-            await self.db.write(tx.note_reason, unserved,
-                                f"no live worker serves pool {', '.join(pools)}")
+            await self.db.write(tx.note_reason, unserved, tx.UNSERVED + ", ".join(pools))
         try:
             await self.broker.publish_many(publish)
         except Exception:  # noqa: BLE001 - broker down: the rows say queued, publish again

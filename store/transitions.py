@@ -217,6 +217,15 @@ def note_reason(task_ids: list[int], reason: str | None) -> None:
                                           Task.state.in_(("waiting", "queued"))).execute()
 
 
+UNSERVED = "no live worker serves pool "
+
+
+def clear_unserved(pools: list[str]) -> None:
+    """A worker for these pools came up: their queued tasks now wait for a slot, not a worker."""
+    Task.update(waiting_for=None).where(Task.pool.in_(pools), Task.state == "queued",
+                                        Task.waiting_for.startswith(UNSERVED)).execute()
+
+
 def skip(graph_id: int, owner: str, epoch: int, task_ids: list[int], because: str,
          now: float) -> bool:
     if not fence(graph_id, owner, epoch, ("running", "paused")):

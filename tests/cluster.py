@@ -52,8 +52,9 @@ class Cluster:
         self.logs[proc.pid] = log
         return proc
 
-    def scheduler(self, wait: bool = True) -> subprocess.Popen[bytes]:
-        proc = self._spawn(["daemon", "run", "scheduler"])
+    def scheduler(self, wait: bool = True, extra_env: dict[str, str] | None = None) \
+            -> subprocess.Popen[bytes]:
+        proc = self._spawn(["daemon", "run", "scheduler"], extra_env)
         if wait:
             self.wait_daemon("scheduler", proc.pid)
         return proc

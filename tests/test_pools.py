@@ -146,6 +146,21 @@ def test_reasons_and_live_priority_change(cluster: Cluster) -> None:
     assert bad.returncode == 2
 
 
+def test_a_worker_that_just_came_up_counts_as_serving(cluster: Cluster) -> None:
+    """The scheduler's picture of live workers is refreshed by its tick; a worker that came up
+    since must not make queued work say "no live worker" (the scheduler ticks rarely here)."""
+    cluster.scheduler(extra_env={"WGOPS_HEARTBEAT": "20", "WGOPS_STALE_AFTER": "60"})
+    cluster.worker(slots=1)
+    gid = cluster.submit({"name": "fresh", "tasks": {
+        "a": {"run": "tests.tasks:sleep", "args": {"seconds": 2}},
+        "b": {"run": "tests.tasks:sleep", "args": {"seconds": 2}}}})
+    wait_for(lambda: "running" in {t["state"] for t in cluster.tasks(gid).values()}, 20, 0.05,
+             "a task running")
+    queued = [t for t in cluster.tasks(gid).values() if t["state"] == "queued"]
+    assert queued and queued[0]["waiting_for"] == "queued for a free slot in pool default"
+    assert cluster.wait_graph(gid)["state"] == "finished"
+
+
 async def test_task_events_name_their_pool(cluster: Cluster) -> None:
     """The console's per-queue rates count task events by pool."""
     import aio_pika
