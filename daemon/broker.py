@@ -20,6 +20,7 @@ import aiormq
 from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractQueue, AbstractRobustConnection
 
 from daemon.protocol import MAX_PRIORITY, Event, Message, Names
+from daemon.transport import CorkedRobustConnection
 from store.config import Settings, mask_url
 from store.errors import Unreachable
 
@@ -59,7 +60,8 @@ class Broker:
         try:
             self.connection = await aio_pika.connect_robust(
                 url, timeout=timeout, reconnect_interval=RECONNECT_INTERVAL,
-                client_properties={"connection_name": self.name})
+                client_properties={"connection_name": self.name},
+                connection_class=CorkedRobustConnection)
             self.channel = await self.connection.channel(publisher_confirms=True)
             self.events_channel = await self.connection.channel(publisher_confirms=False)
             self.events = await self.events_channel.declare_exchange(
@@ -133,14 +135,29 @@ class Broker:
 
     # -- publishing -------------------------------------------------------------------------
 
-    def _message(self, msg: Message, priority: int = 0, reply_to: str | None = None,
-                 persistent: bool = True, body: bytes | None = None) -> aio_pika.Message:
-        return aio_pika.Message(
-            body if body is not None else msg.encode(), content_type="application/json",
-            delivery_mode=aio_pika.DeliveryMode.PERSISTENT if persistent
-            else aio_pika.DeliveryMode.NOT_PERSISTENT,
+    @staticmethod
+    def _properties(msg: Message, priority: int = 0, reply_to: str | None = None,
+                    persistent: bool = True) -> aiormq.spec.Basic.Properties:
+        return aiormq.spec.Basic.Properties(
+            content_type="application/json", delivery_mode=2 if persistent else 1,
             priority=max(0, min(MAX_PRIORITY, priority)), reply_to=reply_to,
-            type=msg.TYPE)
+            message_type=msg.TYPE)
+
+    async def _publish(self, queue: str, body: bytes, properties: aiormq.spec.Basic.Properties,
+                       mandatory: bool) -> None:
+        """One confirmed publish through the default exchange, straight through aiormq.
+
+        ``wait=False``: the frame is queued for the connection's writer and the channel is
+        free for the next publish at once (aio-pika's ``Exchange.publish`` holds the channel
+        until its frame has reached the socket, one write per message); the call still
+        returns only when the broker has confirmed the message, and raises as before when it
+        refuses it."""
+        channel = self.channel
+        if channel is None or channel.is_closed:
+            raise aiormq.exceptions.ChannelInvalidStateError("broker channel closed")
+        underlay = await channel.get_underlay_channel()
+        await underlay.basic_publish(body, exchange="", routing_key=queue,
+                                     properties=properties, mandatory=mandatory, wait=False)
 
     async def publish(self, queue: str, msg: Message, priority: int = 0,
                       reply_to: str | None = None, persistent: bool = True,
@@ -148,16 +165,12 @@ class Broker:
         """Publish to a queue through the default exchange and wait for the confirm.
 
         ``mandatory=False`` for wake-ups to a daemon that may be gone: they are dropped."""
-        assert self.channel is not None
-        await self.channel.default_exchange.publish(
-            self._message(msg, priority, reply_to, persistent), routing_key=queue,
-            mandatory=mandatory)
+        await self._publish(queue, msg.encode(),
+                            self._properties(msg, priority, reply_to, persistent), mandatory)
 
     async def publish_many(self, items: Iterable[tuple[str, Message, int, str | None]]) -> None:
         """Pipelined confirmed publishes: all sent, then all confirms awaited together."""
-        assert self.channel is not None
-        exchange = self.channel.default_exchange
-        pending = [exchange.publish(self._message(m, p, r), routing_key=q)
+        pending = [self._publish(q, m.encode(), self._properties(m, p, r), True)
                    for q, m, p, r in items]
         if pending:
             await asyncio.gather(*pending)

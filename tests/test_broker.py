@@ -1,0 +1,81 @@
+"""The broker connection against the real RabbitMQ: corked writes, confirmed publishes."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import aiormq
+import pytest
+
+from daemon.broker import Broker
+from daemon.protocol import RunTask
+from store.config import Settings
+
+
+def _task(i: int) -> RunTask:
+    return RunTask(task=i, graph=1, name=f"t{i}", attempt=0, kind="python", target="m:f",
+                   args={"i": i}, timeout=None, retries=0, retry_delay=0.0, pool="default",
+                   owner="s")
+
+
+@pytest.fixture
+async def broker(wgops_env: dict[str, str]) -> Any:
+    b = await Broker(Settings.load(env=wgops_env), "test-broker").connect()
+    yield b
+    await b.close()
+
+
+async def _drain(broker: Broker, queue: str, count: int) -> list[int]:
+    channel = await broker.new_channel(prefetch=1000)
+    q = await channel.declare_queue(queue, passive=True)
+    seen: list[int] = []
+    done = asyncio.Event()
+
+    async def on_message(message: Any) -> None:
+        seen.append(json.loads(message.body)["task"])
+        await message.ack()
+        if len(seen) == count:
+            done.set()
+    tag = await q.consume(on_message)
+    await asyncio.wait_for(done.wait(), 30)
+    await q.cancel(tag)
+    await channel.close()
+    return seen
+
+
+async def test_a_batch_of_publishes_is_joined_into_few_writes_in_order(broker: Broker) -> None:
+    queue = broker.names.tasks("default")
+    await broker.declare(queue)
+    assert broker.connection is not None
+    frames0, sends0 = broker.connection.wire_stats()
+    await broker.publish_many([(queue, _task(i), 0, None) for i in range(500)])
+    frames, sends = broker.connection.wire_stats()
+    assert frames - frames0 >= 500
+    assert sends - sends0 < (frames - frames0) / 10, (frames - frames0, sends - sends0)
+    assert await _drain(broker, queue, 500) == list(range(500))
+
+
+async def test_acks_of_many_deliveries_share_writes(broker: Broker) -> None:
+    queue = broker.names.tasks("default")
+    await broker.declare(queue)
+    await broker.publish_many([(queue, _task(i), 0, None) for i in range(300)])
+    assert broker.connection is not None
+    frames0, sends0 = broker.connection.wire_stats()
+    assert sorted(await _drain(broker, queue, 300)) == list(range(300))
+    frames, sends = broker.connection.wire_stats()
+    assert frames - frames0 >= 300                      # the acks (and the consume rpc)
+    assert sends - sends0 < (frames - frames0) / 2, (frames - frames0, sends - sends0)
+    depth = await broker.depth(queue)
+    assert depth is not None and depth[0] == 0         # every ack reached the broker
+
+
+async def test_unroutable_mandatory_publish_and_closed_channel(broker: Broker) -> None:
+    """A wake-up to a queue that does not exist is dropped (mandatory=False) without error;
+    a publish on a closed channel raises instead of hanging."""
+    await broker.publish(broker.names.scheduler("gone"), _task(1), mandatory=False)
+    assert broker.channel is not None
+    await broker.channel.close()
+    with pytest.raises(aiormq.exceptions.ChannelInvalidStateError):
+        await broker.publish(broker.names.tasks("default"), _task(2))
