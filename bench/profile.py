@@ -42,9 +42,11 @@ def main() -> int:
     parser.add_argument("--db", default="sqlite", choices=("sqlite", "postgres"))
     parser.add_argument("--tasks", type=int, default=3000)
     parser.add_argument("--out", type=Path, default=Path("bench/results"))
+    parser.add_argument("--no-spy", action="store_true",
+                        help="only the CPU time per task of each process, without py-spy")
     args = parser.parse_args()
     spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
-    if not Path(spy).exists():
+    if not args.no_spy and not Path(spy).exists():
         print("py-spy is not installed: pip install py-spy", file=sys.stderr)
         return 2
     args.out.mkdir(parents=True, exist_ok=True)
@@ -54,32 +56,47 @@ def main() -> int:
         daemons = {"scheduler": inst.procs[0], "worker": inst.procs[1]}
         ps = {name: psutil.Process(p.pid) for name, p in daemons.items()}
 
-        def cpu(name: str) -> float:
-            procs = [ps[name], *ps[name].children(recursive=True)]
-            return sum(p.cpu_times().user + p.cpu_times().system for p in procs)
+        broker = [p for p in psutil.process_iter(["name"]) if p.info["name"] == "beam.smp"]
+        if broker:
+            ps["rabbitmq (whole node)"] = broker[0]
+
+        def cpu(name: str) -> tuple[float, float]:
+            """(own, children's) CPU seconds"""
+            def used(p: psutil.Process) -> float:
+                return p.cpu_times().user + p.cpu_times().system
+            return used(ps[name]), sum(used(c) for c in ps[name].children(recursive=True))
 
         spies = {name: subprocess.Popen(
             [spy, "record", "--pid", str(p.pid), "--nonblocking",
-             "--format", "raw", "--rate", "500",
+             "--format", "raw", "--rate", "500", "--gil",
              "--output", str(args.out / f"profile-{name}.txt")],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            for name, p in daemons.items()}
+            for name, p in daemons.items() if not args.no_spy}
         time.sleep(1.5)
-        before = {name: cpu(name) for name in daemons}
+        before = {name: cpu(name) for name in ps}
         ids, t0 = inst.submit([{"name": "profile", "tasks": {
             f"t{k}": {"run": NOOP} for k in range(args.tasks)}}])
         inst.wait_graphs(ids, 600)
         seconds = max(f for _, f in inst.graph_times(ids) if f is not None) - t0
-        after = {name: cpu(name) for name in daemons}
+        after = {name: cpu(name) for name in ps}
         for proc in spies.values():
             proc.send_signal(2)
             proc.wait(30)
         print(f"{args.tasks} tasks in {seconds:.2f}s: {args.tasks / seconds:.0f} tasks/s")
-        for name in daemons:
-            used = after[name] - before[name]
-            print(f"\n{name}: {1000 * used / args.tasks:.3f} ms CPU per task")
+        for name in ps:
+            own, kids = (1000 * (a - b) / args.tasks for a, b in zip(after[name], before[name]))
+            print(f"{name}: {own:.3f} ms CPU per task" + (f" (+ {kids:.3f} its children)"
+                                                          if kids else ""))
+        for name in daemons if spies else ():
+            print(f"\n{name}, own time by function:")
             for share, frame in top(args.out / f"profile-{name}.txt"):
                 print(f"  {share:5.1f}%  {frame}")
+        for proc in daemons.values():       # stop them here to read what they say on exit
+            proc.send_signal(15)
+            proc.wait(30)
+        for name, proc in daemons.items():
+            wire = [line for line in inst.log(proc.pid).splitlines() if "socket writes" in line]
+            print(f"{name}: {wire[-1].split(' ', 3)[-1] if wire else 'no wire figures'}")
     finally:
         inst.close()
     return 0

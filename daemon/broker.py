@@ -20,7 +20,7 @@ import aiormq
 from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractQueue, AbstractRobustConnection
 
 from daemon.protocol import MAX_PRIORITY, Event, Message, Names
-from daemon.transport import CorkedRobustConnection
+from daemon.transport import CorkedRobustConnection, publish_unconfirmed
 from store.config import Settings, mask_url
 from store.errors import Unreachable
 
@@ -30,6 +30,8 @@ PRIORITY_ARGS = {"x-max-priority": MAX_PRIORITY}
 INBOX_ARGS = {"x-expires": 600_000}   # a dead daemon's queue disappears after 10 minutes
 RECONNECT_INTERVAL = 1.0   # seconds between reconnection attempts after the broker went away
 EVENT_BUFFER = 10_000      # events waiting to be written; past this, new ones are dropped
+EVENT_BATCH = 500          # events written as one entry of the connection's write queue
+EVENT_PROPERTIES = aiormq.spec.Basic.Properties(content_type="application/json", delivery_mode=1)
 EVENT_FLUSH = 2.0          # seconds ``close`` waits for the waiting events to be written
 CONNECT_ERRORS = (ConnectionError, OSError, asyncio.TimeoutError, aiormq.exceptions.AMQPError)
 # what a handler may meet while the broker is away (a retry or a redelivery will do)
@@ -86,6 +88,9 @@ class Broker:
 
     async def close(self) -> None:
         await self._flush_events()
+        if isinstance(self.connection, CorkedRobustConnection):
+            frames, sends = self.connection.wire_stats()
+            logger.info("%s wrote %d frames in %d socket writes", self.name, frames, sends)
         if self.connection is not None:
             try:
                 await self.connection.close()
@@ -205,31 +210,26 @@ class Broker:
                            self.events_dropped)
 
     async def _drain_events(self) -> None:
-        """The one writer of events, in order. What is waiting is written as one batch
-        straight through aiormq (no aio-pika ``Message``, no wait for the socket between
-        events); the batch's last event waits until it is written, so at most
-        ``EVENT_BUFFER`` events are held here and in the connection's write queue."""
+        """The one writer of events, in order. What is waiting is written in batches of up to
+        ``EVENT_BATCH``, each as one entry of the connection's write queue (see
+        :func:`daemon.transport.publish_unconfirmed`), waiting until it is written: at most
+        ``EVENT_BUFFER`` events are held here and ``EVENT_BATCH`` in the connection."""
         assert self._wake is not None
         outbox, wake = self._outbox, self._wake
         while True:
             while outbox:
                 self._writing = True
+                batch = [outbox.popleft() for _ in range(min(EVENT_BATCH, len(outbox)))]
                 try:
                     assert self.events is not None and self.events_channel is not None
                     channel = await self.events_channel.get_underlay_channel()
-                    name = self.events.name
-                    while outbox:
-                        topic, body = outbox.popleft()
-                        await channel.basic_publish(
-                            body, exchange=name, routing_key=topic, mandatory=False,
-                            properties=aiormq.spec.Basic.Properties(
-                                content_type="application/json", delivery_mode=1),
-                            wait=not outbox)
+                    await publish_unconfirmed(channel, self.events.name, batch, EVENT_PROPERTIES)
                 except asyncio.CancelledError:
                     raise
                 except Exception:  # noqa: BLE001 - events must never stop the work
                     logger.debug("could not emit events", exc_info=True)
-                    self._dropped("events", "broker unavailable")
+                    for topic, _ in batch:
+                        self._dropped(topic, "broker unavailable")
                 finally:
                     self._writing = False
             wake.clear()

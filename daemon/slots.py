@@ -59,14 +59,46 @@ def _child(conn: Connection, task_path: tuple[str, ...]) -> None:
 
 
 class Slot:
+    """A slot process and its pipe. The event loop watches the pipe for as long as the slot
+    lives (registered once, not per call): a reply, or the EOF of a dead process, resolves
+    the call in progress."""
+
     def __init__(self, ctx: Any, task_path: tuple[str, ...]):
         parent, child = ctx.Pipe()
         self.conn: Connection = parent
         self.process = ctx.Process(target=_child, args=(child, task_path), daemon=True)
         self.process.start()
         child.close()
+        self.waiter: asyncio.Future[Any] | None = None
+        self.loop: asyncio.AbstractEventLoop | None = None
+
+    def call(self, request: tuple) -> "asyncio.Future[Any]":
+        """Send a request; the future gets the reply (or EOFError/OSError)."""
+        if self.loop is None:
+            self.loop = asyncio.get_running_loop()
+            self.loop.add_reader(self.conn.fileno(), self._readable)
+        self.waiter = self.loop.create_future()
+        self.conn.send(request)
+        return self.waiter
+
+    def _readable(self) -> None:
+        waiter, self.waiter = self.waiter, None
+        try:
+            reply = self.conn.recv()
+        except BaseException as exc:  # noqa: BLE001 - EOF from a dead slot
+            assert self.loop is not None
+            self.loop.remove_reader(self.conn.fileno())   # EOF stays readable: stop watching
+            self.loop = None
+            if waiter is not None and not waiter.done():
+                waiter.set_exception(exc)
+            return
+        if waiter is not None and not waiter.done():
+            waiter.set_result(reply)
 
     def kill(self) -> None:
+        if self.loop is not None and not self.conn.closed:
+            self.loop.remove_reader(self.conn.fileno())
+            self.loop = None
         if self.process.is_alive():
             self.process.kill()
         self.process.join(2)
@@ -100,16 +132,24 @@ class SlotPool:
         slot.process.kill()        # the pipe reports EOF; run() then retires the slot
         return True
 
+    def _take(self) -> Slot:
+        """An idle slot whose process is alive (one that died idle is replaced)."""
+        while self.idle:
+            slot = self.idle.pop()
+            if slot.process.is_alive():
+                return slot
+            slot.kill()
+        return Slot(self.ctx, self.task_path)
+
     async def run(self, task_id: int, target: str, args: dict[str, Any],
                   timeout: float | None, max_bytes: int) -> str:
         """Run ``target(**args)`` in a slot; return the JSON text of its result."""
         async with self._sem:
-            slot = self.idle.pop() if self.idle else Slot(self.ctx, self.task_path)
+            slot = self._take()
             self.busy[task_id] = slot
             healthy = False
             try:
-                slot.conn.send((target, args, max_bytes))
-                reply = await asyncio.wait_for(self._recv(slot.conn), timeout)
+                reply = await asyncio.wait_for(slot.call((target, args, max_bytes)), timeout)
                 healthy = True
             except TimeoutError:
                 raise TaskFailed("Timeout", f"timed out after {timeout}s") from None
@@ -126,23 +166,3 @@ class SlotPool:
             if reply[0] == "ok":
                 return reply[1]
             raise TaskFailed(reply[1], reply[2], reply[3])
-
-    @staticmethod
-    async def _recv(conn: Connection) -> Any:
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[Any] = loop.create_future()
-        fd = conn.fileno()
-
-        def ready() -> None:
-            if future.done():
-                return
-            try:
-                future.set_result(conn.recv())
-            except BaseException as exc:  # noqa: BLE001 - EOF from a dead slot
-                future.set_exception(exc)
-
-        loop.add_reader(fd, ready)
-        try:
-            return await future
-        finally:
-            loop.remove_reader(fd)

@@ -216,6 +216,9 @@ class WorkerDaemon:
 
     async def _acquire_slot(self, deadline: float) -> bool:
         """Take an execution slot, or give up at ``deadline`` (False)."""
+        if not self.free.locked():
+            await self.free.acquire()        # a free slot: taken at once, nothing to time
+            return True
         acquire = asyncio.ensure_future(self.free.acquire())
         try:
             await asyncio.wait({acquire}, timeout=max(0.0, deadline - self.clock()))

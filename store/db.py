@@ -160,6 +160,10 @@ class AsyncStore:
     sits in its own savepoint, so one failing write does not undo the others. A transient
     database error (locked, restarted, unreachable) is retried with back-off and never
     surfaces to the caller: the daemon waits for the database instead of exiting.
+
+    A write function may run more than once (after a transient error, or when another
+    write of its batch fails and the batch is redone with savepoints): it must act on the
+    database only.
     """
 
     def __init__(self, store: Store, max_batch: int = 256):
@@ -194,13 +198,19 @@ class AsyncStore:
 
     def _resolve(self, future: asyncio.Future, value: Any = None, error: BaseException | None
                  = None) -> None:
+        self._resolve_all([(future, value, error)])
+
+    def _resolve_all(self, results: list[tuple[asyncio.Future, Any, BaseException | None]]) \
+            -> None:
+        """Hand results to the loop: one wake-up for a whole batch."""
         def apply() -> None:
-            if future.done():
-                return
-            if error is not None:
-                future.set_exception(error)
-            else:
-                future.set_result(value)
+            for future, value, error in results:
+                if future.done():
+                    continue
+                if error is not None:
+                    future.set_exception(error)
+                else:
+                    future.set_result(value)
         assert self._loop is not None
         try:
             self._loop.call_soon_threadsafe(apply)
@@ -272,18 +282,22 @@ class AsyncStore:
             self._resolve(failed.future, error=failed.error)
 
     def _commit(self, batch: list[Any]) -> None:
+        """One transaction for the batch. Optimistically without savepoints (two statements
+        fewer per write); if one write raises, the transaction is rolled back and the batch
+        is done again with each write in its own savepoint, so only that one fails."""
         self.store.connect()
         results: list[tuple[Any, Any, BaseException | None]] = []
-        with self.store.write():
-            if len(batch) == 1:
-                _, fn, args, future = batch[0]
-                try:
+        try:
+            with self.store.write():
+                for _, fn, args, future in batch:
                     results.append((future, fn(*args), None))
-                except _TRANSIENT:
-                    raise
-                except Exception as exc:  # noqa: BLE001 - rolled back, handed to the caller
-                    raise _Failed(future, exc) from None
-            else:
+        except _TRANSIENT:
+            raise
+        except Exception as exc:  # noqa: BLE001 - rolled back: isolate the failing write
+            if len(batch) == 1:
+                raise _Failed(batch[0][3], exc) from None
+            results = []
+            with self.store.write():
                 for _, fn, args, future in batch:
                     try:
                         with self.store.db.savepoint():
@@ -292,8 +306,7 @@ class AsyncStore:
                         raise
                     except Exception as exc:  # noqa: BLE001 - handed to the caller
                         results.append((future, None, exc))
-        for future, value, error in results:
-            self._resolve(future, value, error)
+        self._resolve_all(results)
 
 
 class _Failed(Exception):

@@ -79,3 +79,37 @@ async def test_unroutable_mandatory_publish_and_closed_channel(broker: Broker) -
     await broker.channel.close()
     with pytest.raises(aiormq.exceptions.ChannelInvalidStateError):
         await broker.publish(broker.names.tasks("default"), _task(2))
+
+
+async def test_events_are_written_in_batches_in_order_with_their_topics(broker: Broker) -> None:
+    """More events than one batch, and one larger than a frame: all arrive, in order, each
+    under its own routing key, and one socket write carries many of them."""
+    from daemon.broker import EVENT_BATCH, event
+
+    channel = await broker.new_channel(prefetch=2000)
+    queue = await channel.declare_queue("", exclusive=True)
+    await queue.bind(broker.names.events, routing_key="#")
+    got: list[tuple[str, int, int]] = []
+    total = EVENT_BATCH * 2 + 50
+    done = asyncio.Event()
+
+    async def on_message(message: Any) -> None:
+        body = json.loads(message.body)
+        got.append((message.routing_key, body["task"], len(body["data"].get("blob", ""))))
+        if len(got) == total:
+            done.set()
+    await queue.consume(on_message, no_ack=True)        # only the events use this connection
+    assert broker.connection is not None
+    frames0, sends0 = broker.connection.wire_stats()
+    for i in range(total):
+        topic = "task.finished" if i % 2 else "task.running"
+        blob = "x" * 300_000 if i == 7 else ""        # over the 128 KiB frame size
+        await broker.emit(event(topic, graph=1, task=i, data={"blob": blob} if blob else {}))
+    await asyncio.wait_for(done.wait(), 30)
+    frames, sends = broker.connection.wire_stats()
+    assert [t for _, t, _ in got] == list(range(total))
+    assert all(key == ("task.finished" if t % 2 else "task.running") for key, t, _ in got)
+    assert got[7][2] == 300_000
+    assert sends - sends0 < total / 20, (frames - frames0, sends - sends0)
+    assert broker.events_dropped == 0
+    await channel.close()
