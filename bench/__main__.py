@@ -10,7 +10,6 @@ and prints a table.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import logging
 import platform
@@ -28,6 +27,7 @@ from bench import limit
 from bench.harness import ROOT, SERVICE_ERRORS, BenchError, Installation, pg_available, wait_broker
 from bench.report import TARGETS, render
 from bench.scenarios import SCENARIOS, NotMeasured, by_name
+from daemon import eventloop
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -47,7 +47,7 @@ def collect(runs: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
 
 
 def measure_limit(runs: int) -> dict[str, Any]:
-    samples = [asyncio.run(limit.measure()) for _ in range(runs)]
+    samples = [eventloop.run(limit.measure()) for _ in range(runs)]
     return collect(samples)
 
 
@@ -106,6 +106,7 @@ def machine() -> dict[str, Any]:
             "cpus": psutil.cpu_count(), "memory_gb": round(psutil.virtual_memory().total / 2**30,
                                                            1),
             "load_avg_at_start": [round(x, 2) for x in psutil.getloadavg()],
+            "event_loop": eventloop.name(),
             "commit": version(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"])}
 
 

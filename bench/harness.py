@@ -117,7 +117,8 @@ class Installation:
         else:
             self.db_url = f"sqlite:///{self.home / 'wgops.db'}"
         self.env = {
-            **{k: v for k, v in os.environ.items() if not k.startswith("WGOPS_")},
+            **{k: v for k, v in os.environ.items()
+               if not k.startswith("WGOPS_") or k == "WGOPS_EVENT_LOOP"},
             "WGOPS_HOME": str(self.home),
             "WGOPS_NAMESPACE": self.namespace,
             "WGOPS_DB_URL": self.db_url,

@@ -25,6 +25,7 @@ from typing import Any
 import aio_pika
 
 from bench.harness import BROKER_URL, ROOT
+from daemon import eventloop
 
 
 async def _responder(request_queue: str) -> None:
@@ -135,4 +136,4 @@ async def measure(count: int = 2000, samples: int = 300) -> dict[str, float]:
 
 
 if __name__ == "__main__":
-    asyncio.run(_responder(sys.argv[1]))
+    eventloop.run(_responder(sys.argv[1]))

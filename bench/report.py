@@ -96,7 +96,8 @@ def _cell(fig: dict[str, float] | None) -> str:
 def render(doc: dict[str, Any]) -> str:
     lim = doc["limit"]
     lines = [
-        f"Bare aio-pika loop (persistent, confirmed, prefetch 100): "
+        f"Bare aio-pika loop (persistent, confirmed, prefetch 100, "
+        f"{doc.get('machine', {}).get('event_loop', 'asyncio')}): "
         f"{_fmt(lim['throughput']['median'])} round trips/s "
         f"({_fmt(lim['throughput']['min'])}-{_fmt(lim['throughput']['max'])}), "
         f"round trip p50 {_fmt(lim['rtt_p50_ms']['median'])} ms, "

@@ -10,6 +10,7 @@ import socket
 import sys
 from typing import Any
 
+from daemon import eventloop
 from store.config import Settings
 from store.errors import WgopsError
 
@@ -68,8 +69,9 @@ def run_daemon(settings: Settings, kind: str, slots: int = 4,
     configure_logging(debug)
     daemon_id = daemon_id or default_id(kind)
     masked = settings.masked()
-    logger.info("starting %s %s pid %d broker %s database %s namespace %s", kind, daemon_id,
-                os.getpid(), masked["broker"], masked["database"], settings.namespace)
+    logger.info("starting %s %s pid %d broker %s database %s namespace %s loop %s", kind,
+                daemon_id, os.getpid(), masked["broker"], masked["database"], settings.namespace,
+                eventloop.name())
     daemon: Any
     if kind == "scheduler":
         from daemon.scheduler import SchedulerDaemon
@@ -80,7 +82,7 @@ def run_daemon(settings: Settings, kind: str, slots: int = 4,
 
         daemon = WorkerDaemon(settings, daemon_id, slots, pools)
     try:
-        asyncio.run(serve(daemon, settings.heartbeat))
+        eventloop.run(serve(daemon, settings.heartbeat))
     except WgopsError:
         raise
     logger.info("%s %s stopped", kind, daemon_id)

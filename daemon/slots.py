@@ -141,6 +141,14 @@ class SlotPool:
             slot.kill()
         return Slot(self.ctx, self.task_path)
 
+    @staticmethod
+    async def _exit_code(slot: Slot, patience: float = 0.5) -> int | None:
+        """The exit code of a slot whose pipe closed: the process may not be reaped yet."""
+        deadline = asyncio.get_running_loop().time() + patience
+        while slot.process.exitcode is None and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.01)
+        return slot.process.exitcode
+
     async def run(self, task_id: int, target: str, args: dict[str, Any],
                   timeout: float | None, max_bytes: int) -> str:
         """Run ``target(**args)`` in a slot; return the JSON text of its result."""
@@ -154,9 +162,9 @@ class SlotPool:
             except TimeoutError:
                 raise TaskFailed("Timeout", f"timed out after {timeout}s") from None
             except (EOFError, OSError):
-                code = slot.process.exitcode
-                raise TaskFailed("SlotDied", f"the task's process died (exit code {code})") \
-                    from None
+                code = await self._exit_code(slot)
+                raise TaskFailed("SlotDied", "the task's process died" + (
+                    f" (exit code {code})" if code is not None else "")) from None
             finally:
                 self.busy.pop(task_id, None)
                 if healthy and slot.process.is_alive():
