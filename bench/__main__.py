@@ -25,7 +25,7 @@ import psutil
 
 from bench import limit
 from bench.harness import ROOT, SERVICE_ERRORS, BenchError, Installation, pg_available, wait_broker
-from bench.report import TARGETS, render
+from bench.report import FIGURES, TARGETS, render
 from bench.scenarios import SCENARIOS, NotMeasured, by_name
 from daemon import eventloop
 
@@ -44,6 +44,26 @@ def collect(runs: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
         for key, value in run.items():
             values.setdefault(key, []).extend(value if isinstance(value, list) else [value])
     return {key: summarise(v) for key, v in values.items()}
+
+
+# round trips pipelined, round trips one at a time: the bare loop measured before each run of a
+# paired scenario (smaller than the suite's own measurement: it runs many times)
+PAIRED = (1000, 200)
+
+
+def with_ratios(scenario: str, figures: dict[str, Any], bare: dict[str, float] | None) \
+        -> dict[str, Any]:
+    """Add ``{figure}_x_bare`` for each figure compared with the bare loop, against the loop
+    measured just before this run (the machine's speed drifts between runs)."""
+    if bare is None:
+        return figures
+    out = dict(figures, bare_throughput=bare["throughput"], bare_rtt_p50_ms=bare["rtt_p50_ms"])
+    for name, figure, *_, kind in FIGURES:
+        if name == scenario and kind and figure in figures:
+            base = bare["throughput"] if kind == "throughput" else bare["rtt_p50_ms"]
+            values = figures[figure] if isinstance(figures[figure], list) else [figures[figure]]
+            out[f"{figure}_x_bare"] = [v / base for v in values] if base else []
+    return out
 
 
 def measure_limit(runs: int) -> dict[str, Any]:
@@ -76,7 +96,8 @@ def _attempt(scenario: Any, db: str, runs: int, share: float | None) -> dict[str
             figures = []
             for i in range(scenario.runs or runs):
                 t0 = time.monotonic()
-                figures.append(scenario.run(inst, i))
+                bare = eventloop.run(limit.measure(*PAIRED)) if scenario.paired else None
+                figures.append(with_ratios(scenario.name, scenario.run(inst, i), bare))
                 took = time.monotonic() - t0
                 if share is not None and time.monotonic() - started + took > share:
                     break

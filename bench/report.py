@@ -58,9 +58,15 @@ def _figure(doc: dict[str, Any], db: str, scenario: str, figure: str) -> dict[st
     return result["figures"].get(figure)
 
 
-def _ratio(doc: dict[str, Any], kind: str | None, median: float) -> float | None:
+def _ratio(doc: dict[str, Any], db: str, scenario: str, figure: str, kind: str | None,
+           median: float) -> float | None:
+    """The figure against the bare loop: the median of the per-run ratios where each run had
+    its own bare loop just before it (paired), else against the suite's bare loop."""
     if kind is None:
         return None
+    paired = _figure(doc, db, scenario, f"{figure}_x_bare")
+    if paired is not None:
+        return paired["median"]
     base = doc["limit"]["throughput" if kind == "throughput" else "rtt_p50_ms"]["median"]
     return median / base if base else None
 
@@ -103,6 +109,10 @@ def render(doc: dict[str, Any]) -> str:
         f"round trip p50 {_fmt(lim['rtt_p50_ms']['median'])} ms, "
         f"p99 {_fmt(lim['rtt_p99_ms']['median'])} ms",
         "",
+        "\"x bare\": for scenarios 1-4 the median of each run's figure divided by the bare "
+        "loop measured just before that run (the machine's speed drifts); else against the "
+        "loop above.",
+        "",
         "| scenario | unit | SQLite median (min-max) | x bare | PostgreSQL median (min-max) "
         "| x bare | PG : SQLite | target (SQLite) |",
         "|---|---|---|---|---|---|---|---|",
@@ -113,8 +123,8 @@ def render(doc: dict[str, Any]) -> str:
         pg = _figure(doc, "postgres", scenario, figure)
         if sq is None and pg is None:
             continue
-        sq_ratio = _ratio(doc, kind, sq["median"]) if sq else None
-        pg_ratio = _ratio(doc, kind, pg["median"]) if pg else None
+        sq_ratio = _ratio(doc, "sqlite", scenario, figure, kind, sq["median"]) if sq else None
+        pg_ratio = _ratio(doc, "postgres", scenario, figure, kind, pg["median"]) if pg else None
         factor = ""
         if sq and pg and sq["median"] and pg["median"]:
             f = pg["median"] / sq["median"] if better == "lower" else sq["median"] / pg["median"]

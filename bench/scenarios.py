@@ -39,6 +39,7 @@ class Scenario:
     headline: str = ""                            # the figure the table shows first
     databases: tuple[str, ...] = ("sqlite", "postgres")
     weight: float = 1.0                           # its share of the time budget
+    paired: bool = False                          # each run gets a bare loop just before it
     notes: list[str] = field(default_factory=list)
 
 
@@ -248,13 +249,13 @@ def run_console(inst: Installation, i: int) -> dict[str, float]:
 
 SCENARIOS: list[Scenario] = [
     Scenario("throughput", "1,000 independent no-ops, 8 slots", _standard(8), run_throughput,
-             headline="tasks_per_s"),
+             headline="tasks_per_s", paired=True),
     Scenario("latency", "chain of 200 no-ops: finish -> next start", _standard(8), run_latency,
-             headline="hop_p50_ms"),
+             headline="hop_p50_ms", paired=True),
     Scenario("fanout", "500 tasks -> 1 reducer of their 500 results", _standard(8), run_fanout,
-             headline="seconds"),
+             headline="seconds", paired=True),
     Scenario("many_graphs", "1,000 graphs x 10 no-ops submitted at once", _standard(8),
-             run_many, headline="graphs_per_s", weight=5),
+             run_many, headline="graphs_per_s", weight=5, paired=True),
     Scenario("nesting", "100 graphs nested 2 deep, 1 worker slot", _standard(1), run_nesting,
              headline="seconds"),
     Scenario("scale", "10,000 active graphs on one scheduler", setup_scale,
