@@ -43,10 +43,11 @@ class Capabilities:
     name: str
     begin_write: str | None      # lock type for write transactions (SQLite: IMMEDIATE)
     alter_add_foreign_key: bool  # PostgreSQL can add the deferred graph -> task key
+    writable_cte: bool           # WITH x AS (UPDATE ... RETURNING ...): several writes, one trip
 
 
-SQLITE = Capabilities("sqlite", "IMMEDIATE", False)
-POSTGRES = Capabilities("postgresql", None, True)
+SQLITE = Capabilities("sqlite", "IMMEDIATE", False, False)
+POSTGRES = Capabilities("postgresql", None, True, True)
 
 SQLITE_PRAGMAS = {
     "journal_mode": "wal",
@@ -136,6 +137,14 @@ class Store:
             return True
         except (Unreachable, peewee.DatabaseError):
             return False
+
+
+def capabilities() -> Capabilities:
+    """The capabilities of the database the proxy points at (inside store functions)."""
+    for store in Store._instances.values():
+        if store.db is database.obj:
+            return store.caps
+    raise RuntimeError("no Store for the current database")
 
 
 def open_store(url: str) -> Store:

@@ -403,3 +403,46 @@ def test_times_keep_sub_second_precision(store: Store) -> None:
     add_scheduler("precise", heartbeat=now)
     assert Graph.get_by_id(g.id).started == pytest.approx(now, abs=1e-3)
     assert Scheduler.get_by_id("precise").heartbeat == pytest.approx(now, abs=1e-3)
+
+
+# -- the worker's finish (one statement on PostgreSQL, three on SQLite) ---------------------------
+
+
+def test_finish_commits_logs_and_names_the_owner_or_refuses_a_superseded_attempt(
+        store: Store) -> None:
+    from store import transitions as tx
+
+    g = submit(store, owner="s1", state="running")
+    ids = {t.name: t.id for t in Task.select().where(Task.graph == g.id)}
+    Task.update(state="running", attempts=1, worker="w1").where(
+        Task.id.in_([ids["relax"], ids["scf"], ids["report"]])).execute()
+    with store.write():
+        owner = tx.finish(ids["relax"], 1, "w1", "finished", '{"e": 1}', None, None, 123.5)
+    assert owner == "s1"
+    relax = Task.get_by_id(ids["relax"])
+    assert (relax.state, relax.result, relax.finished) == ("finished", '{"e": 1}', 123.5)
+    events = list(Event.select().where(Event.task == ids["relax"]))
+    assert [(e.kind, e.graph, e.actor) for e in events] == [("task.finished", g.id, "w1")]
+
+    error = {"type": "ValueError", "message": "bad", "traceback": None}
+    with store.write():
+        assert tx.finish(ids["scf"], 1, "w1", "failed", None, error, None, 124.0) == "s1"
+    scf = Task.get_by_id(ids["scf"])
+    assert scf.state == "failed" and json.loads(scf.error) == error
+    # a superseded attempt (another worker, or an older attempt) changes nothing
+    with store.write():
+        assert tx.finish(ids["report"], 1, "w2", "finished", "1", None, None, 125.0) is False
+        assert tx.finish(ids["report"], 0, "w1", "finished", "1", None, None, 125.0) is False
+    assert Task.get_by_id(ids["report"]).state == "running"
+    assert not Event.select().where(Event.task == ids["report"]).exists()
+    # an unowned graph (handed back) still records the outcome; no owner to tell
+    Graph.update(scheduler=None).where(Graph.id == g.id).execute()
+    with store.write():
+        assert tx.finish(ids["report"], 1, "w1", "finished", "1", None, None, 126.0) is None
+    assert Task.get_by_id(ids["report"]).state == "finished"
+    # a retry puts the task back in the queue, with no terminal event
+    Task.update(state="running", attempts=2, worker="w1").where(Task.id == ids["relax"]).execute()
+    with store.write():
+        assert tx.finish(ids["relax"], 2, "w1", "queued", None, error, 130.0, 127.0) is None
+    assert Task.get_by_id(ids["relax"]).state == "queued"
+    assert Event.select().where(Event.task == ids["relax"]).count() == 1
