@@ -16,6 +16,15 @@ import aio_pika
 
 BROKER = "amqp://guest:guest@127.0.0.1:5672/"
 
+# every namespace a test of this session used (the ``namespace`` fixture adds to it)
+USED: set[str] = set()
+
+
+def purge_finished(current: str) -> int:
+    """Delete what the session's earlier tests left (they ran one after the other and have
+    stopped their processes): a test that restarts the broker wants few queues to recover."""
+    return purge(USED - {current})
+
 
 def _listed(kind: str) -> list[str] | None:
     if shutil.which("rabbitmqctl") is None:

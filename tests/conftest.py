@@ -33,21 +33,20 @@ def _pg_available() -> bool:
         return False
 
 
-_NAMESPACES: set[str] = set()
-
-
 @pytest.fixture
 def namespace() -> str:
+    from tests.broker_cleanup import USED
+
     ns = "t" + uuid.uuid4().hex[:10]
-    _NAMESPACES.add(ns)
+    USED.add(ns)
     return ns
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """Delete the broker queues of every namespace this session used."""
-    from tests.broker_cleanup import purge
+    from tests.broker_cleanup import USED, purge
 
-    purge(_NAMESPACES)
+    purge(USED)
 
 
 @pytest.fixture
