@@ -14,7 +14,7 @@ import math
 import types
 import typing
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 from store.errors import ProtocolError
 
@@ -123,6 +123,34 @@ class TaskDone(Message):
             raise ProtocolError(f"TaskDone.state: unknown state {self.state!r}")
 
 
+MAX_DONE_ITEMS = 1000
+
+
+@dataclass(frozen=True)
+class TasksDone(Message):
+    """Worker -> owner scheduler: several :class:`TaskDone` of one loop turn in one message
+    (the completions of a burst; each is validated as a ``TaskDone`` on receipt)."""
+
+    TYPE: ClassVar[str] = "done_many"
+    items: list
+
+    def __post_init__(self) -> None:
+        if not 1 <= len(self.items) <= MAX_DONE_ITEMS:
+            raise ProtocolError(f"TasksDone.items: {len(self.items)} items, expected 1 to "
+                                f"{MAX_DONE_ITEMS}")
+        done = []
+        for i, item in enumerate(self.items):
+            if not isinstance(item, dict):
+                raise ProtocolError(f"TasksDone.items[{i}]: expected an object")
+            done.append(_build(TaskDone, dict(item), f"TasksDone.items[{i}]"))
+        object.__setattr__(self, "done", tuple(done))
+
+    @classmethod
+    def of(cls, done: list[TaskDone]) -> "TasksDone":
+        fields = _layout(TaskDone)[0]
+        return cls(items=[{name: getattr(d, name) for name in fields} for d in done])
+
+
 @dataclass(frozen=True)
 class Control(Message):
     """CLI/console -> a daemon's control queue. ``op`` names the action; replies (when
@@ -158,8 +186,11 @@ class Event(Message):
     data: dict = field(default_factory=dict)
 
 
+M = TypeVar("M", bound=Message)
+
 TYPES: dict[str, type[Message]] = {cls.TYPE: cls for cls in
-                                   (LaunchGraph, RunTask, TaskDone, Control, Reply, Event)}
+                                   (LaunchGraph, RunTask, TaskDone, TasksDone, Control, Reply,
+                                    Event)}
 
 
 def _check(cls: type, name: str, value: Any, hint: Any) -> None:
@@ -172,7 +203,7 @@ def _check(cls: type, name: str, value: Any, hint: Any) -> None:
             if not math.isfinite(value):
                 raise ProtocolError(f"{cls.__name__}.{name}: {value} is not a finite number")
             return
-        if option in (int, str, dict, bool) and isinstance(value, option) and not (
+        if option in (int, str, dict, bool, list) and isinstance(value, option) and not (
                 option is int and isinstance(value, bool)):
             if option is int and not -INT_LIMIT <= value < INT_LIMIT:
                 raise ProtocolError(f"{cls.__name__}.{name}: {value} is out of range")
@@ -209,14 +240,20 @@ def decode(body: bytes, expect: tuple[type[Message], ...] | None = None,
     version = data.pop("v", None)
     if version != VERSION:
         raise ProtocolError(f"unsupported {kind} message version {version!r}")
+    return _build(cls, data)
+
+
+def _build(cls: type[M], data: dict[str, Any], where: str | None = None) -> M:
+    """Check a message's fields (names, presence, types) and build it."""
     fields, hints = _layout(cls)
+    label = where or cls.__name__
     unknown = sorted(set(data) - set(fields))
     if unknown:
-        raise ProtocolError(f"{cls.__name__}: unknown field {unknown[0]!r}")
+        raise ProtocolError(f"{label}: unknown field {unknown[0]!r}")
     for name, fld in fields.items():
         if name not in data:
             if fld.default is dataclasses.MISSING and fld.default_factory is dataclasses.MISSING:
-                raise ProtocolError(f"{cls.__name__}: missing field {name!r}")
+                raise ProtocolError(f"{label}: missing field {name!r}")
             continue
         _check(cls, name, data[name], hints[name])
     return cls(**data)

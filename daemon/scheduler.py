@@ -27,6 +27,7 @@ from daemon.protocol import (
     LaunchGraph,
     RunTask,
     TaskDone,
+    TasksDone,
     check_control,
     decode,
 )
@@ -183,7 +184,7 @@ class SchedulerDaemon:
     async def _on_inbox(self, message: AbstractIncomingMessage) -> None:
         queue = self.names.scheduler(self.id)
         try:
-            msg = decode(message.body, (TaskDone, Control, Event),
+            msg = decode(message.body, (TaskDone, TasksDone, Control, Event),
                          self.settings.max_message_bytes)
             if isinstance(msg, Control):
                 check_control(msg, SCHEDULER_OPS)
@@ -194,6 +195,12 @@ class SchedulerDaemon:
         try:
             if isinstance(msg, TaskDone):
                 await self._on_done(msg)
+            elif isinstance(msg, TasksDone):
+                for done in msg.done:          # type: ignore[attr-defined]
+                    try:
+                        await self._on_done(done)
+                    except Exception:  # noqa: BLE001 - the others go on; the stall check
+                        logger.exception("handling the end of task %s", done.task)
             elif isinstance(msg, Control):
                 await self._on_control(msg, message)
             elif isinstance(msg, Event) and msg.topic == "pool.changed":

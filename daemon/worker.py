@@ -19,6 +19,7 @@ from aio_pika.abc import AbstractIncomingMessage
 
 from daemon.broker import BROKER_ERRORS, Broker, event, refuse
 from daemon.executors import PythonExecutor, ShellExecutor, ShellFailed
+from daemon.notify import Notifier
 from daemon.protocol import WORKER_OPS, Control, Reply, RunTask, TaskDone, check_control, decode
 from daemon.slots import TaskFailed
 from store import transitions as tx
@@ -57,6 +58,7 @@ class WorkerDaemon:
         self.store = Store(settings.db_url)
         self.db = AsyncStore(self.store)
         self.broker = Broker(settings, f"wgops-worker-{wid}")
+        self.notifier = Notifier(self.broker)
         self.names = self.broker.names
         self.python = PythonExecutor(settings, wid, slots)
         self.shell = ShellExecutor(settings, wid)
@@ -121,6 +123,8 @@ class WorkerDaemon:
         await self.db.write(tx.heartbeat_worker, self.id, os.getpid(), self.slots,
                             list(self.pools), [], self.clock(), "stopped")
         await self.broker.emit(event("daemon.stopped", data={"kind": "worker", "id": self.id}))
+        logger.info("worker %s notified %d task ends in %d messages", self.id,
+                    self.notifier.notified, self.notifier.messages)
         self.python.close()
         await self.broker.close()
         await self.db.stop()
@@ -375,7 +379,7 @@ class WorkerDaemon:
         deadline = self.clock() + NOTIFY_PATIENCE
         while True:
             try:
-                await self.broker.publish(self.names.scheduler(owner), done, mandatory=False)
+                await self.notifier.send(owner, done)
                 return
             except Exception as exc:  # noqa: BLE001 - broker unavailable: wait and retry
                 if self.clock() > deadline or self.stopping:

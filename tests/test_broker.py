@@ -113,3 +113,54 @@ async def test_events_are_written_in_batches_in_order_with_their_topics(broker: 
     assert sends - sends0 < total / 20, (frames - frames0, sends - sends0)
     assert broker.events_dropped == 0
     await channel.close()
+
+
+async def test_task_ends_of_one_loop_turn_travel_as_one_message(broker: Broker) -> None:
+    """The notifier joins the completions of a turn per owner; a lone one stays a TaskDone;
+    each waiter returns once its message is confirmed; a failed publish fails its waiters."""
+    from daemon.notify import Notifier
+    from daemon.protocol import TaskDone, TasksDone, decode
+
+    owners = {o: broker.names.scheduler(o) for o in ("s1", "s2")}
+    for queue in owners.values():
+        await broker.declare(queue)
+    notifier = Notifier(broker)
+
+    def done(i: int) -> TaskDone:
+        return TaskDone(task=i, graph=1, state="finished", attempt=1, worker="w")
+    await asyncio.gather(*(notifier.send("s1", done(i)) for i in range(5)),
+                         notifier.send("s2", done(99)))
+    await notifier.send("s1", done(6))             # a later turn: a message of its own
+    assert (notifier.messages, notifier.notified) == (3, 7)
+
+    channel = await broker.new_channel()
+    got: dict[str, list[Any]] = {}
+    for owner, queue in owners.items():
+        q = await channel.declare_queue(queue, passive=True)
+        while (message := await q.get(fail=False)) is not None:
+            got.setdefault(owner, []).append(decode(message.body))
+            await message.ack()
+    first, second = got["s1"]
+    assert isinstance(first, TasksDone) and [d.task for d in first.done] == [0, 1, 2, 3, 4]
+    assert isinstance(second, TaskDone) and second.task == 6
+    assert [type(m) for m in got["s2"]] == [TaskDone] and got["s2"][0].task == 99
+
+    await broker.channel.close()                   # the broker refuses: every waiter hears it
+    results = await asyncio.gather(notifier.send("s1", done(7)), notifier.send("s1", done(8)),
+                                   return_exceptions=True)
+    assert all(isinstance(r, Exception) for r in results), results
+    await channel.close()
+
+
+def test_a_batch_of_task_ends_has_a_size_limit_and_round_trips() -> None:
+    from daemon.protocol import MAX_DONE_ITEMS, TaskDone, TasksDone, decode
+    from store.errors import ProtocolError
+
+    ends = [TaskDone(task=i, graph=2, state="queued" if i % 2 else "finished", attempt=1,
+                     worker="w", not_before=5.0 if i % 2 else None) for i in range(3)]
+    back = decode(TasksDone.of(ends).encode(), (TasksDone,))
+    assert list(back.done) == ends                 # type: ignore[attr-defined]
+    item = {"task": 1, "graph": 1, "state": "finished", "attempt": 1}
+    with pytest.raises(ProtocolError, match=f"{MAX_DONE_ITEMS + 1} items"):
+        decode(json.dumps({"type": "done_many", "v": 1,
+                           "items": [item] * (MAX_DONE_ITEMS + 1)}).encode())
