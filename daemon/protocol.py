@@ -64,10 +64,12 @@ class Message:
 
     TYPE: ClassVar[str]
 
-    def to_dict(self) -> dict[str, Any]:
+    def fields(self) -> dict[str, Any]:
         # shallow: the fields are JSON values, no nested dataclass (``asdict`` deep-copies)
-        data = {name: getattr(self, name) for name in _layout(type(self))[0]}
-        return {"type": self.TYPE, "v": VERSION, **data}
+        return {name: getattr(self, name) for name in _layout(type(self))[0]}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"type": self.TYPE, "v": VERSION, **self.fields()}
 
     def encode(self) -> bytes:
         return json.dumps(self.to_dict(), separators=(",", ":")).encode()
@@ -147,8 +149,7 @@ class TasksDone(Message):
 
     @classmethod
     def of(cls, done: list[TaskDone]) -> "TasksDone":
-        fields = _layout(TaskDone)[0]
-        return cls(items=[{name: getattr(d, name) for name in fields} for d in done])
+        return cls(items=[d.fields() for d in done])
 
 
 @dataclass(frozen=True)

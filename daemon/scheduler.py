@@ -408,7 +408,8 @@ class SchedulerDaemon:
             async with self._flush_lock:
                 while self.ready and not self.stopping:
                     batch: dict[int, list[tuple[tuple[int, int, int, int], Node]]] = {}
-                    while self.ready and sum(len(v) for v in batch.values()) < 500:
+                    size = 0
+                    while self.ready and size < 500:
                         item = heapq.heappop(self.ready)
                         run = self.runs.get(item[2])
                         node = run.nodes.get(item[3]) if run else None
@@ -419,6 +420,11 @@ class SchedulerDaemon:
                             self.held.setdefault(run.id, []).append(node.id)
                             continue
                         batch.setdefault(run.id, []).append((item, node))
+                        size += 1
+                    if any(node.pool not in self.served for items in batch.values()
+                           for _, node in items):
+                        # once per batch: a worker may have come up since the last tick
+                        await self._refresh_pools(self.clock())
                     await asyncio.gather(*(self._dispatch(self.runs[gid], items)
                                            for gid, items in batch.items() if gid in self.runs))
         except Exception:  # noqa: BLE001 - loop boundary; the next tick flushes again
@@ -463,8 +469,6 @@ class SchedulerDaemon:
             await self._reload(run.root, now)
             return
         queued = set(queued_ids)
-        if any(n.pool not in self.served for _, n, _ in leaf):
-            await self._refresh_pools(now)   # a worker may have come up since the last tick
         publish = []
         unserved: list[int] = []
         for item, node, msg in leaf:
