@@ -173,8 +173,9 @@ class SchedulerDaemon:
         try:
             now = self.clock()
             assert isinstance(msg, LaunchGraph)
-            if await self.db.write(tx.claim, msg.graph, self.id, now):
-                await self._load(msg.graph, now)
+            rows = await self.db.write(tx.claim_and_load, msg.graph, self.id, now)
+            if rows is not None:
+                await self._install(rows, now)
         except Exception:  # noqa: BLE001 - loop boundary: the graph stays unclaimed
             logger.exception("claiming graph from launch message")
             await message.nack(requeue=True)
@@ -255,7 +256,10 @@ class SchedulerDaemon:
 
     async def _load(self, root_id: int, now: float) -> None:
         """Load (or reload) a tree of graphs from the database and reconcile it."""
-        rows = await self.db.read(tx.load_tree, root_id, self.id)
+        await self._install(await self.db.read(tx.load_tree, root_id, self.id), now)
+
+    async def _install(self, rows: list[Any], now: float) -> None:
+        """Hold the graphs of a tree just read (parents first) and reconcile them."""
         graph_of_task: dict[int, int] = {}
         for row in rows:                      # parents come before their children
             run = GraphRun(row, now)
@@ -512,25 +516,22 @@ class SchedulerDaemon:
     async def _spawn(self, run: GraphRun, node: Node, spec: dict[str, Any],
                      inputs: dict[str, Any], now: float) -> None:
         """Start a nested graph, driven here; it holds no worker slot."""
-        child_id = await self.db.write(tx.spawn_child, run.id, self.id, run.epoch, node.id,
-                                       spec["graph"], inputs, run.priority, run.root, run.depth,
-                                       now)
-        if child_id is None:
+        row = await self.db.write(tx.spawn_child, run.id, self.id, run.epoch, node.id,
+                                  spec["graph"], inputs, run.priority, run.root, run.depth, now)
+        if row is None:
             await self._reload(run.root, now)
             return
         node.state = "running"
-        node.child = child_id
+        node.child = row.id
         await self.broker.emit(event("task.running", graph=run.id, task=node.id,
                                      name=node.name, state="running",
-                                     data={"child": child_id}))
-        rows = await self.db.read(tx.load_tree, child_id, self.id)
-        for row in rows:
-            child = GraphRun(row, now)
-            child.parent = run.id
-            self.runs[child.id] = child
-            await self.broker.emit(event("graph.running", graph=child.id, state="running",
-                                         data={"parent": run.id}))
-            await self._reconcile(child, now)
+                                     data={"child": row.id}))
+        child = GraphRun(row, now)
+        child.parent = run.id
+        self.runs[child.id] = child
+        await self.broker.emit(event("graph.running", graph=child.id, state="running",
+                                     data={"parent": run.id}))
+        await self._reconcile(child, now)
 
     # -- stall check ---------------------------------------------------------------------------
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import queue
+import sqlite3
 import threading
 import time
 from collections.abc import Callable
@@ -44,10 +45,12 @@ class Capabilities:
     begin_write: str | None      # lock type for write transactions (SQLite: IMMEDIATE)
     alter_add_foreign_key: bool  # PostgreSQL can add the deferred graph -> task key
     writable_cte: bool           # WITH x AS (UPDATE ... RETURNING ...): several writes, one trip
+    returning: bool              # UPDATE ... RETURNING: a write and its read in one statement
 
 
-SQLITE = Capabilities("sqlite", "IMMEDIATE", False, False)
-POSTGRES = Capabilities("postgresql", None, True, True)
+SQLITE = Capabilities("sqlite", "IMMEDIATE", False, False,
+                      sqlite3.sqlite_version_info >= (3, 35, 0))
+POSTGRES = Capabilities("postgresql", None, True, True, True)
 
 SQLITE_PRAGMAS = {
     "journal_mode": "wal",

@@ -133,6 +133,14 @@ def claim(graph_id: int, owner: str, now: float) -> bool:
     return bool(n)
 
 
+def claim_and_load(graph_id: int, owner: str, now: float) -> list[GraphRow] | None:
+    """Claim an unowned graph and load its tree in the same transaction (one trip to the
+    database thread); None if another scheduler has it or it is no longer active."""
+    if not claim(graph_id, owner, now):
+        return None
+    return load_tree(graph_id, owner)
+
+
 def results(graph_id: int, names: list[str]) -> dict[str, Any]:
     return {name: loads(result) for name, result in
             Task.select(Task.name, Task.result).where(Task.graph == graph_id,
@@ -162,12 +170,19 @@ def fence(graph_id: int, owner: str, epoch: int, states: tuple[str, ...] = ("run
 _LOCK_POOL = Statement(lambda: Pool.update(max_running=Pool.max_running).where(
     Pool.name == param("pool")))
 _POOL_CAP = Statement(lambda: Pool.select(Pool.max_running).where(Pool.name == param("pool")))
+# lock and read in one statement where the database returns rows from an update
+_LOCK_POOL_CAP = 'UPDATE "pool" SET "max_running" = "max_running" WHERE "name" = {p} ' \
+    'RETURNING "max_running"'
 
 
 def pool_room(pool: str) -> tuple[int | None, int]:
     """(cap, active) of a pool, the pool row locked for the rest of the transaction."""
-    _LOCK_POOL.execute(pool=pool)
-    row = _POOL_CAP.execute(pool=pool).fetchone()
+    if capabilities().returning:
+        db = database.obj
+        row = db.execute_sql(_LOCK_POOL_CAP.format(p=db.param), [pool]).fetchone()
+    else:
+        _LOCK_POOL.execute(pool=pool)
+        row = _POOL_CAP.execute(pool=pool).fetchone()
     cap = None if row is None else row[0]
     if cap is None:
         return None, 0
@@ -178,6 +193,40 @@ def pool_room(pool: str) -> tuple[int | None, int]:
 _QUEUE = Statement(lambda: Task.update(
     state="queued", queued_at=param("now"), args=param("args"), waiting_for=None).where(
         Task.id == param("id"), Task.state == "waiting"))
+QUEUE_CHUNK = 250           # tasks per batched update (two parameters each at most)
+
+
+def queue_tasks(items: list[tuple[int, str]], now: float) -> list[int]:
+    """Move tasks ``(id, args_json)`` waiting -> queued; return the ids that moved.
+
+    Where the database returns rows from an update, a chunk of tasks is one statement (on
+    PostgreSQL every statement is a round trip): the same compare-and-set as ``_QUEUE``, with
+    each task's arguments picked by a ``CASE`` (or one value when they are all the same).
+    """
+    if not capabilities().returning:
+        return [task_id for task_id, args in items
+                if _QUEUE.execute(id=task_id, now=now, args=args).rowcount]
+    db = database.obj
+    p = db.param
+    queued: list[int] = []
+    for start in range(0, len(items), QUEUE_CHUNK):
+        chunk = items[start:start + QUEUE_CHUNK]
+        distinct = {args for _, args in chunk}
+        params: list[Any] = [now]
+        if len(distinct) == 1:
+            args_sql = p
+            params.append(chunk[0][1])
+        else:
+            args_sql = "CASE \"id\"" + f" WHEN {p} THEN {p}" * len(chunk) + " END"
+            for task_id, args in chunk:
+                params += [task_id, args]
+        params += [task_id for task_id, _ in chunk]
+        sql = (f'UPDATE "task" SET "state" = \'queued\', "queued_at" = {p}, '
+               f'"args" = {args_sql}, "waiting_for" = NULL '
+               f'WHERE "id" IN ({", ".join([p] * len(chunk))}) AND "state" = \'waiting\' '
+               'RETURNING "id"')
+        queued.extend(row[0] for row in db.execute_sql(sql, params).fetchall())
+    return queued
 
 
 def dispatch(graph_id: int, owner: str, epoch: int, items: list[tuple[int, str, str]],
@@ -190,22 +239,17 @@ def dispatch(graph_id: int, owner: str, epoch: int, items: list[tuple[int, str, 
         return False, [], {}
     queued: list[int] = []
     held: dict[int, str] = {}
-    room: dict[str, int | None] = {}
+    by_pool: dict[str, list[tuple[int, str]]] = {}
     for task_id, pool, args in items:
-        if pool not in room:
-            cap, active = pool_room(pool)
-            room[pool] = None if cap is None else max(0, cap - active)
-            if cap is not None:
-                room[f"{pool}/cap"] = cap
-        left = room[pool]
-        if left is not None and left <= 0:
-            cap = room[f"{pool}/cap"]
-            held[task_id] = f"pool {pool} at its cap ({cap}/{cap} running or queued)"
-            continue
-        if _QUEUE.execute(id=task_id, now=now, args=args).rowcount:
-            queued.append(task_id)
-            if left is not None:
-                room[pool] = left - 1
+        by_pool.setdefault(pool, []).append((task_id, args))
+    for pool, pool_items in by_pool.items():
+        cap, active = pool_room(pool)
+        if cap is not None:
+            room = max(0, cap - active)
+            for task_id, _ in pool_items[room:]:
+                held[task_id] = f"pool {pool} at its cap ({cap}/{cap} running or queued)"
+            pool_items = pool_items[:room]
+        queued.extend(queue_tasks(pool_items, now))
     for task_id, reason in held.items():
         Task.update(waiting_for=reason).where(Task.id == task_id, Task.state == "waiting",
                                               (Task.waiting_for.is_null()) |
@@ -251,8 +295,9 @@ def fail_in_scheduler(graph_id: int, owner: str, epoch: int, task_id: int, error
 
 def spawn_child(graph_id: int, owner: str, epoch: int, task_id: int, doc: dict[str, Any],
                 inputs: dict[str, Any], priority: int, root: int, depth: int,
-                now: float) -> int | None:
-    """Start a nested-graph task: its row -> running, a child graph owned by ``owner``."""
+                now: float) -> GraphRow | None:
+    """Start a nested-graph task: its row -> running, a child graph owned by ``owner``;
+    returns the child as :func:`load_tree` would load it (None: the graph is not ours)."""
     if not fence(graph_id, owner, epoch):
         return None
     n = Task.update(state="running", started=now, attempts=Task.attempts + 1, worker=None,
@@ -262,7 +307,12 @@ def spawn_child(graph_id: int, owner: str, epoch: int, task_id: int, doc: dict[s
         return None
     child = create_graph(doc, priority=priority, parent_task=task_id, root=root,
                          depth=depth + 1, owner=owner, inputs=inputs, state="running")
-    return child.id
+    # what load_tree would read back, without reading the graph row we just wrote
+    tasks = [TaskRow(tid, name, kind, spec, loads(deps), pool, state, attempts, not_before)
+             for tid, _, name, kind, spec, deps, pool, state, attempts, not_before
+             in _ONE_GRAPH_TASKS.execute(id=child.id).fetchall()]
+    return GraphRow(child.id, child.epoch, child.state, child.priority, task_id, root,
+                    depth + 1, doc, loads(child.inputs), tasks, {})
 
 
 _COMPLETE = Statement(lambda: Graph.update(
@@ -271,16 +321,29 @@ _COMPLETE = Statement(lambda: Graph.update(
         Graph.id == param("id"), Graph.scheduler == param("owner"),
         Graph.epoch == param("epoch"), Graph.state.in_(("running", "paused"))))
 _PARENT_TASK = Statement(lambda: Graph.select(Graph.parent_task).where(Graph.id == param("id")))
+_COMPLETE_RETURNING = Statement(lambda: Graph.update(
+    state=param("state"), outputs=param("outputs"), error=param("error"),
+    finished=param("now")).where(
+        Graph.id == param("id"), Graph.scheduler == param("owner"),
+        Graph.epoch == param("epoch"), Graph.state.in_(("running", "paused")))
+    .returning(Graph.parent_task))
 
 
 def complete_graph(graph_id: int, owner: str, epoch: int, state: str, outputs: Any,
                    error: dict | None, now: float) -> bool:
     """Close a graph; a nested graph also closes the task that spawned it."""
-    if not _COMPLETE.execute(id=graph_id, owner=owner, epoch=epoch, state=state,
-                             outputs=None if outputs is None else dumps(outputs),
-                             error=None if error is None else dumps(error), now=now).rowcount:
-        return False
-    parent_task = _PARENT_TASK.execute(id=graph_id).fetchone()[0]
+    values = dict(id=graph_id, owner=owner, epoch=epoch, state=state,
+                  outputs=None if outputs is None else dumps(outputs),
+                  error=None if error is None else dumps(error), now=now)
+    if capabilities().returning:
+        row = _COMPLETE_RETURNING.execute(**values).fetchone()
+        if row is None:
+            return False
+        parent_task = row[0]
+    else:
+        if not _COMPLETE.execute(**values).rowcount:
+            return False
+        parent_task = _PARENT_TASK.execute(id=graph_id).fetchone()[0]
     if parent_task is not None:
         task_state = "finished" if state == "finished" else "failed"
         Task.update(state=task_state, finished=now,

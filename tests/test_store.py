@@ -446,3 +446,118 @@ def test_finish_commits_logs_and_names_the_owner_or_refuses_a_superseded_attempt
         assert tx.finish(ids["relax"], 2, "w1", "queued", None, error, 130.0, 127.0) is None
     assert Task.get_by_id(ids["relax"]).state == "queued"
     assert Event.select().where(Event.task == ids["relax"]).count() == 1
+
+
+# -- the scheduler's writes in fewer statements (RETURNING where the database has it) ----------
+
+
+@pytest.fixture(params=["returning", "statement per row"])
+def caps(request: pytest.FixtureRequest, store: Store, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Runs a test with the database's own capabilities and again without ``returning``
+    (the path of an SQLite older than 3.35)."""
+    import dataclasses
+
+    if request.param == "statement per row":
+        monkeypatch.setattr(store, "caps", dataclasses.replace(store.caps, returning=False))
+    return str(request.param)
+
+
+def _wide(n: int, pool: str = "default") -> dict[str, Any]:
+    return normalise({"name": "wide", "tasks": {
+        f"t{k}": {"run": "examples.tasks:relax", "pool": pool} for k in range(n)}}, "test")
+
+
+def test_dispatch_queues_each_task_with_its_own_arguments(store: Store, caps: str) -> None:
+    from store import transitions as tx
+
+    n = tx.QUEUE_CHUNK + 7                       # two chunks
+    g = submit(store, _wide(n), owner="s1", state="running")
+    ids = [t.id for t in Task.select(Task.id).where(Task.graph == g.id).order_by(Task.id)]
+    set_tasks(g, t3="running")                   # no longer waiting: not queued again
+    items = [(tid, "default", dumps({"k": k})) for k, tid in enumerate(ids)]
+    with store.write():
+        owned, queued, held = tx.dispatch(g.id, "s1", g.epoch, items, 50.0)
+    assert owned and not held
+    assert sorted(queued) == sorted(ids[:3] + ids[4:])
+    rows = {t.id: t for t in Task.select().where(Task.graph == g.id)}
+    for k, tid in enumerate(ids):
+        if k == 3:
+            assert rows[tid].state == "running" and rows[tid].args is None
+        else:
+            assert (rows[tid].state, json.loads(rows[tid].args), rows[tid].queued_at) == \
+                ("queued", {"k": k}, 50.0)
+    # the same arguments for all (the common no-argument case) and a stale owner
+    g2 = submit(store, _wide(5), owner="s1", state="running")
+    ids2 = [t.id for t in Task.select(Task.id).where(Task.graph == g2.id)]
+    with store.write():
+        assert tx.dispatch(g2.id, "s2", g2.epoch, [(t, "default", "{}") for t in ids2],
+                           51.0) == (False, [], {})
+        owned, queued, _ = tx.dispatch(g2.id, "s1", g2.epoch,
+                                       [(t, "default", "{}") for t in ids2], 51.0)
+    assert owned and sorted(queued) == sorted(ids2)
+    assert {t.args for t in Task.select().where(Task.graph == g2.id)} == {"{}"}
+
+
+def test_dispatch_holds_back_what_a_pool_cap_has_no_room_for(store: Store, caps: str) -> None:
+    from store import transitions as tx
+
+    g = submit(store, _wide(5, "gpu"), owner="s1", state="running")
+    Pool.update(max_running=3).where(Pool.name == "gpu").execute()
+    ids = [t.id for t in Task.select(Task.id).where(Task.graph == g.id).order_by(Task.id)]
+    set_tasks(g, t0="running")                    # one of the three already taken
+    items = [(tid, "gpu", "{}") for tid in ids[1:]]
+    with store.write():
+        owned, queued, held = tx.dispatch(g.id, "s1", g.epoch, items, 60.0)
+    assert owned and sorted(queued) == ids[1:3] and sorted(held) == ids[3:]
+    assert held[ids[3]] == "pool gpu at its cap (3/3 running or queued)"
+    assert Task.get_by_id(ids[4]).waiting_for == held[ids[4]]
+    assert tx.pool_room("gpu") == (3, 3)
+    assert tx.pool_room("nowhere") == (None, 0)
+
+
+def test_completing_a_nested_graph_finishes_its_task(store: Store, caps: str) -> None:
+    from store import transitions as tx
+
+    parent = submit(store, owner="s1", state="running")
+    child = nest(store, parent)
+    set_tasks(parent, bands="running")
+    with store.write():
+        assert not tx.complete_graph(child.id, "s2", child.epoch, "finished", {}, None, 70.0)
+        assert tx.complete_graph(child.id, "s1", child.epoch, "finished", {"x": 1}, None, 70.0)
+    task = Task.get(Task.graph == parent.id, Task.name == "bands")
+    assert (task.state, json.loads(task.result), task.finished) == ("finished", {"x": 1}, 70.0)
+    assert Graph.get_by_id(child.id).state == "finished"
+    with store.write():                      # a root graph has no task to finish
+        assert tx.complete_graph(parent.id, "s1", parent.epoch, "failed", None,
+                                 {"type": "GraphFailed", "message": "x", "traceback": None}, 71.0)
+    assert Graph.get_by_id(parent.id).state == "failed"
+
+
+def test_claim_and_load_in_one_transaction(store: Store) -> None:
+    from store import transitions as tx
+
+    g = submit(store)
+    with store.write():
+        rows = tx.claim_and_load(g.id, "s1", 80.0)
+    assert rows is not None and [r.id for r in rows] == [g.id]
+    assert rows == tx.load_tree(g.id, "s1")
+    assert {t.name for t in rows[0].tasks} == {"relax", "scf", "report", "bands"}
+    with store.write():
+        assert tx.claim_and_load(g.id, "s2", 81.0) is None        # already owned
+    assert Graph.get_by_id(g.id).scheduler == "s1"
+
+
+def test_spawned_child_is_returned_as_load_tree_reads_it(store: Store) -> None:
+    from store import transitions as tx
+
+    g = submit(store, owner="s1", state="running")
+    task = Task.get(Task.graph == g.id, Task.name == "bands")
+    with store.write():
+        assert tx.spawn_child(g.id, "s2", g.epoch, task.id, CHILD, {"density": 2}, 4, g.id, 0,
+                              90.0) is None                           # not its owner
+        row = tx.spawn_child(g.id, "s1", g.epoch, task.id, CHILD, {"density": 2}, 4, g.id, 0,
+                             90.0)
+    assert row is not None
+    assert [row] == tx.load_tree(row.id, "s1")
+    assert row.inputs == {"density": 2} and row.parent_task == task.id and row.depth == 1
+    assert Task.get_by_id(task.id).state == "running"
