@@ -194,9 +194,13 @@ TYPES: dict[str, type[Message]] = {cls.TYPE: cls for cls in
                                     Event)}
 
 
-def _check(cls: type, name: str, value: Any, hint: Any) -> None:
+def _options(hint: Any) -> tuple[Any, ...]:
+    """The types a field accepts: ``int | None`` -> ``(int, NoneType)``."""
     origin = typing.get_origin(hint)
-    allowed: tuple = typing.get_args(hint) if origin in (typing.Union, types.UnionType) else (hint,)
+    return typing.get_args(hint) if origin in (typing.Union, types.UnionType) else (hint,)
+
+
+def _check(cls: type, name: str, value: Any, hint: Any, allowed: tuple[Any, ...]) -> None:
     for option in allowed:
         if option is type(None) and value is None:
             return
@@ -213,10 +217,16 @@ def _check(cls: type, name: str, value: Any, hint: Any) -> None:
 
 
 @functools.cache
-def _layout(cls: type) -> tuple[dict[str, dataclasses.Field], dict[str, Any]]:
-    """A message class's fields and resolved type hints, computed once per class
-    (``typing.get_type_hints`` re-evaluates every annotation string on each call)."""
-    return {f.name: f for f in dataclasses.fields(cls)}, typing.get_type_hints(cls)
+def _layout(cls: type) -> tuple[dict[str, dataclasses.Field], dict[str, Any],
+                                dict[str, tuple[Any, ...]], frozenset[str]]:
+    """A message class's fields, resolved type hints, the types each field accepts and the
+    required fields, computed once per class (``typing.get_type_hints`` re-evaluates every
+    annotation string on each call)."""
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    hints = typing.get_type_hints(cls)
+    required = frozenset(name for name, f in fields.items() if f.default is dataclasses.MISSING
+                         and f.default_factory is dataclasses.MISSING)
+    return fields, hints, {name: _options(hints[name]) for name in fields}, required
 
 
 def decode(body: bytes, expect: tuple[type[Message], ...] | None = None,
@@ -246,17 +256,15 @@ def decode(body: bytes, expect: tuple[type[Message], ...] | None = None,
 
 def _build(cls: type[M], data: dict[str, Any], where: str | None = None) -> M:
     """Check a message's fields (names, presence, types) and build it."""
-    fields, hints = _layout(cls)
-    label = where or cls.__name__
-    unknown = sorted(set(data) - set(fields))
-    if unknown:
-        raise ProtocolError(f"{label}: unknown field {unknown[0]!r}")
-    for name, fld in fields.items():
-        if name not in data:
-            if fld.default is dataclasses.MISSING and fld.default_factory is dataclasses.MISSING:
-                raise ProtocolError(f"{label}: missing field {name!r}")
-            continue
-        _check(cls, name, data[name], hints[name])
+    fields, hints, options, required = _layout(cls)
+    if not data.keys() <= fields.keys():
+        unknown = sorted(set(data) - set(fields))
+        raise ProtocolError(f"{where or cls.__name__}: unknown field {unknown[0]!r}")
+    for name, allowed in options.items():
+        if name in data:
+            _check(cls, name, data[name], hints[name], allowed)
+        elif name in required:
+            raise ProtocolError(f"{where or cls.__name__}: missing field {name!r}")
     return cls(**data)
 
 

@@ -164,3 +164,32 @@ def test_a_batch_of_task_ends_has_a_size_limit_and_round_trips() -> None:
     with pytest.raises(ProtocolError, match=f"{MAX_DONE_ITEMS + 1} items"):
         decode(json.dumps({"type": "done_many", "v": 1,
                            "items": [item] * (MAX_DONE_ITEMS + 1)}).encode())
+
+
+def test_event_frames_are_the_bytes_pamqp_makes() -> None:
+    """The hand-built publish frames of events equal pamqp's marshalling, frame for frame:
+    short and long (split) bodies, non-ASCII routing keys, another channel number."""
+    import pamqp.frame
+    from pamqp import commands
+    from pamqp.body import ContentBody
+    from pamqp.header import ContentHeader
+
+    from daemon.broker import EVENT_PROPERTIES
+    from daemon.transport import publish_frames
+
+    items = [("task.finished", b'{"type":"event"}'), ("graph.fini\u00e9", b"x" * 2500),
+             ("a" * 255, b"")]
+    for number, max_body in ((1, 131064), (7, 1000)):
+        expected = b""
+        for key, body in items:
+            expected += pamqp.frame.marshal(commands.Basic.Publish(
+                exchange="wgops.events", routing_key=key), number)
+            expected += pamqp.frame.marshal(ContentHeader(properties=EVENT_PROPERTIES,
+                                                          body_size=len(body)), number)
+            for start in range(0, len(body), max_body):
+                expected += pamqp.frame.marshal(ContentBody(body[start:start + max_body]),
+                                                number)
+        assert publish_frames(number, max_body, "wgops.events", items,
+                              EVENT_PROPERTIES) == expected
+    with pytest.raises(ValueError, match="over 255 bytes"):
+        publish_frames(1, 1000, "wgops.events", [("k" * 256, b"{}")], EVENT_PROPERTIES)
