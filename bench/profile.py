@@ -1,9 +1,10 @@
 """Profile the daemons under the throughput scenario with py-spy.
 
-    .venv/bin/python -m bench.profile [--db sqlite] [--tasks 3000] [--out bench/results]
+    .venv/bin/python -m bench.profile [--db sqlite] [--tasks 3000] [--graphs 1] [--out DIR]
 
 Starts a fresh installation (one scheduler, one worker with 8 slots), warms it up, then runs
-one graph of ``--tasks`` no-ops while ``py-spy record`` samples the scheduler and the worker
+``--tasks`` no-ops (in one graph, or spread over ``--graphs`` graphs submitted at once, the
+shape of the many-graphs scenario) while ``py-spy record`` samples the scheduler and the worker
 (their slot processes too). Writes ``profile-scheduler.txt`` and ``profile-worker.txt``
 (collapsed stacks, for flamegraph tools or ``sort -k2``) and prints the top functions by own
 time and the CPU seconds each process used per task. Needs ``py-spy`` (``pip install
@@ -41,6 +42,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--db", default="sqlite", choices=("sqlite", "postgres"))
     parser.add_argument("--tasks", type=int, default=3000)
+    parser.add_argument("--graphs", type=int, default=1,
+                        help="spread the tasks over this many graphs")
     parser.add_argument("--out", type=Path, default=Path("bench/results"))
     parser.add_argument("--no-spy", action="store_true",
                         help="only the CPU time per task of each process, without py-spy")
@@ -74,15 +77,18 @@ def main() -> int:
             for name, p in daemons.items() if not args.no_spy}
         time.sleep(1.5)
         before = {name: cpu(name) for name in ps}
-        ids, t0 = inst.submit([{"name": "profile", "tasks": {
-            f"t{k}": {"run": NOOP} for k in range(args.tasks)}}])
+        size = max(1, args.tasks // max(1, args.graphs))
+        ids, t0 = inst.submit([{"name": f"profile-{g}", "tasks": {
+            f"t{k}": {"run": NOOP} for k in range(size)}} for g in range(max(1, args.graphs))])
+        args.tasks = size * len(ids)
         inst.wait_graphs(ids, 600)
         seconds = max(f for _, f in inst.graph_times(ids) if f is not None) - t0
         after = {name: cpu(name) for name in ps}
         for proc in spies.values():
             proc.send_signal(2)
             proc.wait(30)
-        print(f"{args.tasks} tasks in {seconds:.2f}s: {args.tasks / seconds:.0f} tasks/s")
+        print(f"{args.tasks} tasks in {len(ids)} graphs in {seconds:.2f}s: "
+              f"{args.tasks / seconds:.0f} tasks/s")
         for name in ps:
             own, kids = (1000 * (a - b) / args.tasks for a, b in zip(after[name], before[name]))
             print(f"{name}: {own:.3f} ms CPU per task" + (f" (+ {kids:.3f} its children)"

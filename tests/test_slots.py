@@ -69,8 +69,12 @@ async def test_cancel_stops_a_running_task(pool: SlotPool) -> None:
 
 
 async def test_a_slot_that_died_while_idle_is_not_handed_a_task(pool: SlotPool) -> None:
-    for slot in pool.idle:
+    dead = list(pool.idle)
+    assert dead and all(slot.alive() for slot in dead)
+    for slot in dead:
         slot.process.kill()
         slot.process.join(5)
+    assert not any(slot.alive() for slot in dead)
     assert await run(pool, "tests.tasks:add", a=3, b=4) == "7"
-    assert all(s.process.is_alive() for s in pool.idle)
+    assert pool.idle and not set(pool.idle) & set(dead)
+    assert all(s.alive() and s.process.is_alive() for s in pool.idle)
