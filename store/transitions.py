@@ -81,6 +81,12 @@ _ONE_GRAPH_TASKS = Statement(lambda: Task.select(*_task_columns()).where(
     Task.graph == param("id")).order_by(Task.id))
 
 
+def _task_row(row: tuple) -> TaskRow:
+    """A row of ``_task_columns()`` as the scheduler holds it."""
+    tid, _, name, kind, spec, deps, pool, state, attempts, not_before = row
+    return TaskRow(tid, name, kind, spec, loads(deps), pool, state, attempts, not_before)
+
+
 def load_tree(root_id: int, owner: str) -> list[GraphRow]:
     """Every active graph of the tree rooted at ``root_id`` owned by ``owner``, parents first."""
     out = []
@@ -95,9 +101,8 @@ def load_tree(root_id: int, owner: str) -> list[GraphRow]:
             Task.graph.in_([g[0] for g in graph_rows])).order_by(Task.id).tuples())
     graphs = {g[0]: g for g in graph_rows}
     tasks: dict[int, list[TaskRow]] = {gid: [] for gid in graphs}
-    for tid, gid, name, kind, spec, deps, pool, state, attempts, not_before in task_rows:
-        tasks[gid].append(TaskRow(tid, name, kind, spec, loads(deps), pool, state, attempts,
-                                  not_before))
+    for row in task_rows:
+        tasks[row[1]].append(_task_row(row))
     task_ids = [t.id for rows in tasks.values() for t in rows if t.kind == "graph"]
     child_of = {g.parent_task_id: g.id for g in Graph.select(Graph.id, Graph.parent_task).where(
         Graph.parent_task.in_(task_ids))} if task_ids else {}
@@ -167,19 +172,20 @@ def fence(graph_id: int, owner: str, epoch: int, states: tuple[str, ...] = ("run
     return bool(statement.execute(id=graph_id, owner=owner, epoch=epoch).rowcount)
 
 
-_LOCK_POOL = Statement(lambda: Pool.update(max_running=Pool.max_running).where(
-    Pool.name == param("pool")))
+def _lock_pool() -> Any:
+    return Pool.update(max_running=Pool.max_running).where(Pool.name == param("pool"))
+
+
+_LOCK_POOL = Statement(_lock_pool)
 _POOL_CAP = Statement(lambda: Pool.select(Pool.max_running).where(Pool.name == param("pool")))
 # lock and read in one statement where the database returns rows from an update
-_LOCK_POOL_CAP = 'UPDATE "pool" SET "max_running" = "max_running" WHERE "name" = {p} ' \
-    'RETURNING "max_running"'
+_LOCK_POOL_CAP = Statement(lambda: _lock_pool().returning(Pool.max_running))
 
 
 def pool_room(pool: str) -> tuple[int | None, int]:
     """(cap, active) of a pool, the pool row locked for the rest of the transaction."""
     if capabilities().returning:
-        db = database.obj
-        row = db.execute_sql(_LOCK_POOL_CAP.format(p=db.param), [pool]).fetchone()
+        row = _LOCK_POOL_CAP.execute(pool=pool).fetchone()
     else:
         _LOCK_POOL.execute(pool=pool)
         row = _POOL_CAP.execute(pool=pool).fetchone()
@@ -308,25 +314,22 @@ def spawn_child(graph_id: int, owner: str, epoch: int, task_id: int, doc: dict[s
     child = create_graph(doc, priority=priority, parent_task=task_id, root=root,
                          depth=depth + 1, owner=owner, inputs=inputs, state="running")
     # what load_tree would read back, without reading the graph row we just wrote
-    tasks = [TaskRow(tid, name, kind, spec, loads(deps), pool, state, attempts, not_before)
-             for tid, _, name, kind, spec, deps, pool, state, attempts, not_before
-             in _ONE_GRAPH_TASKS.execute(id=child.id).fetchall()]
+    tasks = [_task_row(row) for row in _ONE_GRAPH_TASKS.execute(id=child.id).fetchall()]
     return GraphRow(child.id, child.epoch, child.state, child.priority, task_id, root,
                     depth + 1, doc, loads(child.inputs), tasks, {})
 
 
-_COMPLETE = Statement(lambda: Graph.update(
-    state=param("state"), outputs=param("outputs"), error=param("error"),
-    finished=param("now")).where(
-        Graph.id == param("id"), Graph.scheduler == param("owner"),
-        Graph.epoch == param("epoch"), Graph.state.in_(("running", "paused"))))
+def _complete() -> Any:
+    return Graph.update(
+        state=param("state"), outputs=param("outputs"), error=param("error"),
+        finished=param("now")).where(
+            Graph.id == param("id"), Graph.scheduler == param("owner"),
+            Graph.epoch == param("epoch"), Graph.state.in_(("running", "paused")))
+
+
+_COMPLETE = Statement(_complete)
+_COMPLETE_RETURNING = Statement(lambda: _complete().returning(Graph.parent_task))
 _PARENT_TASK = Statement(lambda: Graph.select(Graph.parent_task).where(Graph.id == param("id")))
-_COMPLETE_RETURNING = Statement(lambda: Graph.update(
-    state=param("state"), outputs=param("outputs"), error=param("error"),
-    finished=param("now")).where(
-        Graph.id == param("id"), Graph.scheduler == param("owner"),
-        Graph.epoch == param("epoch"), Graph.state.in_(("running", "paused")))
-    .returning(Graph.parent_task))
 
 
 def complete_graph(graph_id: int, owner: str, epoch: int, state: str, outputs: Any,
