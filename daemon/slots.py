@@ -78,8 +78,14 @@ class Slot:
         self._exited.register(self.process.sentinel, select.POLLIN)
 
     def alive(self) -> bool:
-        """Whether the slot process is still running (a non-blocking check)."""
-        return not self._exited.poll(0)
+        """Whether the slot process is still running (a non-blocking check). Once ``join``
+        or ``exitcode`` has read the exit status from the sentinel, the forkserver closes its
+        end a moment later: until then the sentinel is not readable, but multiprocessing
+        holds the status (its own ``is_alive`` looks there first)."""
+        if self._exited.poll(0):
+            return False
+        popen = self.process._popen
+        return popen is not None and popen.returncode is None
 
     def call(self, request: tuple) -> "asyncio.Future[Any]":
         """Send a request; the future gets the reply (or EOFError/OSError)."""
