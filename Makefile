@@ -30,10 +30,10 @@ bench: venv broker
 
 screenshots: venv
 	@bash scripts/ensure-screenshot-tools.sh
-	$(PY) -m console.screenshots
+	$(PY) -m wgops.console.screenshots
 
 lint: venv
-	$(PY) -m ruff check console daemon store tests || true
+	$(PY) -m ruff check wgops console daemon store tests bench || true
 
 clean:
 	rm -rf $(VENV) .pytest_cache

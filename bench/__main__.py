@@ -27,7 +27,7 @@ from bench import limit
 from bench.harness import ROOT, SERVICE_ERRORS, BenchError, Installation, pg_available, wait_broker
 from bench.report import FIGURES, TARGETS, render
 from bench.scenarios import SCENARIOS, NotMeasured, by_name
-from daemon import eventloop
+from wgops.daemon import eventloop
 
 RESULTS = Path(__file__).resolve().parent / "results"
 

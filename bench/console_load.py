@@ -27,11 +27,11 @@ PRESSES = 40
 async def measure() -> dict[str, Any]:
     from textual import events
 
-    from console.app import WgopsApp
-    from console.data.backend import LiveBackend
-    from console.widgets.graphs import GraphsTable
-    from store.config import Settings
-    from store.db import Store
+    from wgops.console.app import WgopsApp
+    from wgops.console.data.backend import LiveBackend
+    from wgops.console.widgets.graphs import GraphsTable
+    from wgops.store.config import Settings
+    from wgops.store.db import Store
 
     settings = Settings.load()
     proc = psutil.Process()
@@ -78,9 +78,9 @@ async def measure() -> dict[str, Any]:
 
 
 def main() -> None:
-    from store.config import Settings
-    from store.db import Store
-    from store.migrations import migrate
+    from wgops.store.config import Settings
+    from wgops.store.db import Store
+    from wgops.store.migrations import migrate
 
     if sys.argv[1:] == ["seed"]:
         store = Store(Settings.load().db_url).connect()

@@ -36,7 +36,7 @@ def _service_errors() -> tuple[type[BaseException], ...]:
     import aiormq
     import peewee
 
-    from store.errors import Unreachable
+    from wgops.store.errors import Unreachable
 
     return (ConnectionError, OSError, aiormq.exceptions.AMQPError, Unreachable,
             peewee.OperationalError, peewee.InterfaceError)
@@ -123,7 +123,7 @@ class Installation:
             "WGOPS_NAMESPACE": self.namespace,
             "WGOPS_DB_URL": self.db_url,
             "WGOPS_BROKER_URL": BROKER_URL,
-            "WGOPS_ALLOW": "examples.tasks:*,bench.tasks:*",
+            "WGOPS_ALLOW": "wgops.examples.tasks:*,bench.tasks:*",
             "WGOPS_SHELL": "off",
             "WGOPS_HEARTBEAT": str(heartbeat),
             "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""),
@@ -136,15 +136,15 @@ class Installation:
     # -- settings and the store (in this process) ---------------------------------------------
 
     def settings(self) -> Any:
-        from store.config import Settings
+        from wgops.store.config import Settings
 
         return Settings.load(env=self.env)
 
     def store(self) -> Any:
         """This process's connection to the installation's database (migrated)."""
         if self._store is None:
-            from store.db import Store
-            from store.migrations import migrate
+            from wgops.store.db import Store
+            from wgops.store.migrations import migrate
 
             self._store = Store(self.db_url).connect()
             migrate(self._store)
@@ -160,7 +160,7 @@ class Installation:
     def _spawn(self, args: list[str]) -> subprocess.Popen[bytes]:
         log = self.tmp / f"daemon-{len(self.procs)}.log"
         with open(log, "wb") as fh:
-            proc = subprocess.Popen([sys.executable, "-m", "console", *args], env=self.env,
+            proc = subprocess.Popen([sys.executable, "-m", "wgops", *args], env=self.env,
                                     stdout=fh, stderr=subprocess.STDOUT, cwd=str(ROOT))
         self.procs.append(proc)
         self.logs[proc.pid] = log
@@ -177,7 +177,7 @@ class Installation:
 
     def wait_up(self, timeout: float = 60) -> None:
         """Every daemon started so far has announced itself in the database."""
-        from store.models import Scheduler, Worker
+        from wgops.store.models import Scheduler, Worker
 
         def up() -> bool:
             for proc in self.procs:
@@ -265,10 +265,10 @@ class Installation:
         return asyncio.run(self._submit(docs))
 
     async def _submit(self, docs: list[dict[str, Any]]) -> tuple[list[int], float]:
-        from daemon.broker import Broker
-        from daemon.protocol import LaunchGraph
-        from store.document import normalise
-        from store.graphs import create_graph
+        from wgops.daemon.broker import Broker
+        from wgops.daemon.protocol import LaunchGraph
+        from wgops.store.document import normalise
+        from wgops.store.graphs import create_graph
 
         normal = [normalise(doc, doc["name"]) for doc in docs]
         broker = await Broker(self.settings(), "wgops-bench-submit").connect()
@@ -292,7 +292,7 @@ class Installation:
 
     def wait_graphs(self, ids: list[int], timeout: float) -> None:
         """Every graph in ``ids`` is finished (a failed or killed one is an error)."""
-        from store.models import Graph
+        from wgops.store.models import Graph
 
         wanted = set(ids)
 
@@ -308,13 +308,13 @@ class Installation:
         wait_for(done, timeout, f"{len(ids)} graphs to finish", 0.05)
 
     def graph_times(self, ids: list[int]) -> list[tuple[float | None, float | None]]:
-        from store.models import Graph
+        from wgops.store.models import Graph
 
         return self.db(lambda: list(Graph.select(Graph.started, Graph.finished).where(
             Graph.id.in_(ids)).tuples()))
 
     def task_times(self, graph_id: int) -> dict[str, tuple[float, float]]:
-        from store.models import Task
+        from wgops.store.models import Task
 
         return {name: (started, finished) for name, started, finished in self.db(
             lambda: list(Task.select(Task.name, Task.started, Task.finished).where(

@@ -29,7 +29,7 @@ from bench.scenarios import NOOP, _percentile, _standard
 
 
 def chain(inst: Installation, n: int, i: int) -> dict[str, list[float]]:
-    from store.models import Event, Task
+    from wgops.store.models import Event, Task
 
     tasks: dict[str, Any] = {"c0": {"run": NOOP}}
     for k in range(1, n):

@@ -25,7 +25,7 @@ from typing import Any
 import aio_pika
 
 from bench.harness import BROKER_URL, ROOT
-from daemon import eventloop
+from wgops.daemon import eventloop
 
 
 async def _responder(request_queue: str) -> None:

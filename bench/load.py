@@ -37,7 +37,7 @@ asyncio.run(main(*sys.argv[1:3], int(sys.argv[3]), float(sys.argv[4]), int(sys.a
 
 def seed(n: int = GRAPHS) -> None:
     """``n`` graphs of three tasks in mixed states, inserted in bulk."""
-    from store.models import Graph, Task
+    from wgops.store.models import Graph, Task
 
     now = time.time()
     for start in range(0, n, 1000):

@@ -149,7 +149,7 @@ def _parked_doc(name: str) -> dict[str, Any]:
 
 
 def _park(inst: Installation, total: int, chunk: int = 1000) -> None:
-    from store.models import Task
+    from wgops.store.models import Task
 
     have = inst.db(lambda: Task.select().where(Task.pool == PARKED).count())
     while have < total:
@@ -234,7 +234,7 @@ def setup_console(inst: Installation) -> None:
     from bench.console_load import seed
 
     try:
-        import console.app  # noqa: F401
+        import wgops.console.app  # noqa: F401
     except ImportError as exc:
         raise NotMeasured(f"the console cannot be imported ({exc})") from None
     store = inst.store()

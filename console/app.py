@@ -17,17 +17,19 @@ from typing import Any
 from textual import work
 from textual.app import App, SystemCommand
 from textual.binding import Binding
+from textual.css.query import NoMatches
 from textual.screen import Screen
 
-from console.data.backend import Backend
-from console.data.model import EventRow, Status
-from console.screens.base import GRAPH_HELP, ConsoleScreen
-from console.screens.dialogs import ConfirmScreen, HelpScreen, PickScreen, SubmitScreen
-from console.screens.events import EventsScreen
-from console.screens.graph import GraphScreen
-from console.screens.main import MainScreen
-from console.screens.task import TaskScreen
-from store.errors import WgopsError
+from wgops.console.data.backend import Backend
+from wgops.console.data.model import EventRow, Status
+from wgops.console.messages import GraphAction, OpenGraph, OpenTask
+from wgops.console.screens.base import GRAPH_HELP, ConsoleScreen
+from wgops.console.screens.dialogs import ConfirmScreen, HelpScreen, PickScreen, SubmitScreen
+from wgops.console.screens.events import EventsScreen
+from wgops.console.screens.graph import GraphScreen
+from wgops.console.screens.main import MainScreen
+from wgops.console.screens.task import TaskScreen
+from wgops.store.errors import WgopsError
 
 logger = logging.getLogger(__name__)
 
@@ -106,8 +108,7 @@ class WgopsApp(App[None]):
                 logger.exception("status poll")
             else:
                 self.status = status
-                for screen in self._console_screens():
-                    screen.status_arrived(status)
+                self._tell_screens("status_arrived", status)
             if not self.live:
                 return
             await asyncio.sleep(STATUS_EVERY)
@@ -120,17 +121,26 @@ class WgopsApp(App[None]):
             self._generation = self.backend.generation
             if batch.events:
                 self.event_history.extend(batch.events)
+            if batch.events:
+                self._tell_screens("show_events", batch.events)
             if batch.events or caught_up:
-                for screen in self._console_screens():
-                    if batch.events:
-                        screen.show_events(batch.events)
-                    screen.events_arrived(batch.graphs, caught_up)
+                self._tell_screens("events_arrived", batch.graphs, caught_up)
             if not self.live:
                 return
             await asyncio.sleep(DRAIN_EVERY)
 
     def _console_screens(self) -> Iterable[ConsoleScreen]:
         return [s for s in self.screen_stack if isinstance(s, ConsoleScreen) and s.is_mounted]
+
+    def _tell_screens(self, method: str, *args: Any) -> None:
+        """Hand data down to every console screen (``status_arrived``, ``show_events``,
+        ``events_arrived``); one whose widgets are not there (composing, or being taken down as
+        the app exits) is skipped this time."""
+        for screen in self._console_screens():
+            try:
+                getattr(screen, method)(*args)
+            except NoMatches:
+                logger.debug("screen %s not ready for data", screen)
 
     async def action_quit(self) -> None:
         self.exit()
@@ -141,11 +151,11 @@ class WgopsApp(App[None]):
 
     # -- navigation ---------------------------------------------------------------------
 
-    def open_graph(self, graph_id: int) -> None:
-        self.push_screen(GraphScreen(graph_id))
+    def on_open_graph(self, message: OpenGraph) -> None:
+        self.push_screen(GraphScreen(message.graph_id))
 
-    def open_task(self, graph_id: int, name: str) -> None:
-        self.push_screen(TaskScreen(graph_id, name))
+    def on_open_task(self, message: OpenTask) -> None:
+        self.push_screen(TaskScreen(message.graph_id, message.name))
 
     def action_events(self) -> None:
         if not isinstance(self.screen, EventsScreen):
@@ -193,8 +203,9 @@ class WgopsApp(App[None]):
 
     # -- actions ------------------------------------------------------------------------
 
-    def graph_action(self, action: str, graph_id: int, owner: str | None = None) -> None:
+    def on_graph_action(self, message: GraphAction) -> None:
         """Run a graph action, asking or picking first where it needs it."""
+        action, graph_id, owner = message.action, message.graph_id, message.owner
         if self.readonly:
             return
         if action == "kill":
@@ -234,8 +245,7 @@ class WgopsApp(App[None]):
             self.notify(f"{type(exc).__name__}: {exc}", title="failed", severity="error")
             return
         self.notify(line, timeout=4)
-        for screen in self._console_screens():
-            screen.events_arrived(frozenset(), True)
+        self._tell_screens("events_arrived", frozenset(), True)
 
     def action_submit(self) -> None:
         actions = self.backend.actions

@@ -13,8 +13,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from console.data.backend import Backend
-from console.data.model import (
+from wgops.console.data.backend import Backend
+from wgops.console.data.model import (
     Connection,
     DaemonRow,
     EventBatch,
@@ -24,13 +24,13 @@ from console.data.model import (
     SlotRow,
     Status,
 )
-from store.config import Settings
-from store.db import Store
-from store.document import load_document
-from store.errors import WgopsError
-from store.graphs import create_graph
-from store.migrations import migrate
-from store.models import Graph, Pool, Task, dumps
+from wgops.store.config import Settings
+from wgops.store.db import Store
+from wgops.store.document import load_document
+from wgops.store.errors import WgopsError
+from wgops.store.graphs import create_graph
+from wgops.store.migrations import migrate
+from wgops.store.models import Graph, Pool, Task, dumps
 
 NOW = 1_750_000_000.0                      # 2025-06-15 15:06:40 UTC
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"

@@ -1,4 +1,4 @@
-"""``python -m console.screenshots``: the console's screens as SVG and PNG in screenshots/.
+"""``python -m wgops.console.screenshots``: the console's screens as SVG and PNG in screenshots/.
 
 Rendered from the deterministic scene (:mod:`console.scene`), so the files change only when
 the console's looks change. PNG needs ``rsvg-convert`` and the Fira Code font
@@ -16,8 +16,9 @@ from pathlib import Path
 
 from textual.pilot import Pilot
 
-from console.app import WgopsApp
-from console.scene import SceneBackend, use_utc
+from wgops.console.app import WgopsApp
+from wgops.console.messages import OpenGraph, OpenTask
+from wgops.console.scene import SceneBackend, use_utc
 
 ROOT = Path(__file__).resolve().parent.parent
 SIZE = (160, 46)
@@ -39,7 +40,7 @@ async def graph_detail(pilot: Pilot[None]) -> None:
     await settle(pilot)
     app = pilot.app
     assert isinstance(app, WgopsApp)
-    app.open_graph(15)                   # running, with a nested graph half done
+    app.post_message(OpenGraph(15))      # running, with a nested graph half done
     await settle(pilot)
     await pilot.press("down")            # lineage of scf
     await settle(pilot)
@@ -49,7 +50,7 @@ async def task_detail(pilot: Pilot[None]) -> None:
     await settle(pilot)
     app = pilot.app
     assert isinstance(app, WgopsApp)
-    app.open_task(18, "relax")
+    app.post_message(OpenTask(18, "relax"))
     await settle(pilot)
 
 

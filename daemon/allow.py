@@ -11,12 +11,17 @@ from __future__ import annotations
 import fnmatch
 import importlib
 import inspect
-import re
+import logging
 import sys
+import warnings
 from collections.abc import Callable
 from typing import Any
 
-TARGET_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z][A-Za-z0-9_]*$")
+from wgops.store.targets import canonical, is_target
+
+logger = logging.getLogger(__name__)
+_noted: set[str] = set()
+
 FORBIDDEN_MODULES = ("builtins", "os", "sys", "subprocess", "importlib", "shutil", "pickle",
                      "marshal", "ctypes", "socket", "code", "pty", "runpy")
 
@@ -25,17 +30,32 @@ class NotAllowed(Exception):
     """The target may not run on this worker (message is for the task's error)."""
 
 
-def check(target: str, allow: tuple[str, ...], worker: str) -> None:
-    """Raise NotAllowed unless ``target`` is well-formed and matches the allow-list."""
-    if not isinstance(target, str) or not TARGET_RE.match(target):
+def renamed(text: str) -> str:
+    """``text`` with a moved module renamed (:mod:`wgops.store.targets`); the notice is logged
+    once per name."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        new = canonical(text)
+    if caught and text not in _noted:
+        _noted.add(text)
+        logger.warning("deprecated: %s", caught[0].message)
+    return new
+
+
+def check(target: str, allow: tuple[str, ...], worker: str) -> str:
+    """Raise NotAllowed unless ``target`` is well-formed and matches the allow-list; return
+    its current name (a moved module renamed)."""
+    if not is_target(target):
         raise NotAllowed(f"{target!r} is not a module:function name; not allowed on worker "
                          f"{worker}")
+    target = renamed(target)
     module = target.split(":", 1)[0]
     if module.split(".")[0] in FORBIDDEN_MODULES:
         raise NotAllowed(f"{target} is not allowed on worker {worker}")
-    if not any(fnmatch.fnmatchcase(target, pattern) for pattern in allow):
+    if not any(fnmatch.fnmatchcase(target, renamed(pattern)) for pattern in allow):
         raise NotAllowed(f"{target} is not allowed on worker {worker} (WGOPS_ALLOW: "
                          f"{', '.join(allow) or 'empty'})")
+    return target
 
 
 def add_task_path(paths: tuple[str, ...]) -> None:

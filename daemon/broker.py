@@ -19,10 +19,11 @@ import aio_pika
 import aiormq
 from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractQueue, AbstractRobustConnection
 
-from daemon.protocol import MAX_PRIORITY, Event, Message, Names
-from daemon.transport import CorkedRobustConnection, publish_unconfirmed
-from store.config import Settings, mask_url
-from store.errors import Unreachable
+from wgops.daemon.protocol import MAX_PRIORITY, Event, Message, Names
+from wgops.daemon.transport import CorkedRobustConnection, publish_unconfirmed
+from wgops.store.config import Settings, mask_url
+from wgops.store.deadletters import record_dead_letter
+from wgops.store.errors import Unreachable
 
 logger = logging.getLogger(__name__)
 
@@ -270,8 +271,6 @@ async def refuse(broker: Broker, db: Any, queue: str, reason: str, body: bytes, 
                  now: float) -> None:
     """A message that failed validation: logged, parked on ``{ns}.dead`` and recorded in the
     store's dead letters (``db`` is the daemon's AsyncStore). The caller acks it."""
-    from store.transitions import record_dead_letter
-
     logger.warning("dead-lettering a message on %s: %s", queue, reason)
     await broker.dead_letter(queue, reason, body, daemon)
     await db.write(record_dead_letter, queue, reason, body[:20_000].decode("utf-8", "replace"),

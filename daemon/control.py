@@ -6,17 +6,16 @@ tell the daemons sooner (a daemon that misses one finds the change when it recon
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable
 from typing import Any
 
-from daemon.broker import Broker, event
-from daemon.protocol import Control, LaunchGraph
-from store import control as db_control
-from store.config import Settings
-from store.db import Store
-from store.models import Graph
+from wgops.daemon.broker import Broker, event
+from wgops.daemon.protocol import Control, LaunchGraph
+from wgops.store import control as db_control
+from wgops.store.config import Settings
+from wgops.store.db import Store, in_thread
+from wgops.store.models import Graph
 
 logger = logging.getLogger(__name__)
 
@@ -32,14 +31,7 @@ class Controller:
         self.names = broker.names
 
     async def _db(self, fn: Callable[..., Any], *args: Any) -> Any:
-        return await asyncio.to_thread(self._in_thread, fn, *args)
-
-    def _in_thread(self, fn: Callable[..., Any], *args: Any) -> Any:
-        self.store.connect()
-        try:
-            return fn(*args)
-        finally:
-            self.store.close()
+        return await in_thread(self.store, fn, *args)
 
     async def tell_scheduler(self, sid: str | None, op: str, graph: int | None = None,
                              **args: Any) -> None:

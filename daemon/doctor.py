@@ -14,13 +14,12 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from daemon.broker import Broker
-from daemon.protocol import Control, LaunchGraph
-from daemon.submit import in_thread
-from store import doctor as checks
-from store import transitions as tx
-from store.config import Settings
-from store.db import Store
+from wgops.daemon.broker import Broker
+from wgops.daemon.protocol import Control, LaunchGraph
+from wgops.store import doctor as checks
+from wgops.store import execution, liveness, loading
+from wgops.store.config import Settings
+from wgops.store.db import Store, in_thread
 
 MIN_AGE = 5.0      # seconds a row must have been in its state before it counts as stuck
 
@@ -33,17 +32,13 @@ class Doctor:
         self.broker = broker
         self.names = broker.names
         self.min_age = min_age
-        self.dead_after = 2 * settings.stale_after
         self.findings: list[checks.Finding] = []
 
     async def _read(self, fn: Callable[..., Any], *args: Any) -> Any:
         return await in_thread(self.store, fn, *args)
 
     async def _write(self, fn: Callable[..., Any], *args: Any) -> Any:
-        def atomically() -> Any:
-            with self.store.write():
-                return fn(*args)
-        return await in_thread(self.store, atomically)
+        return await in_thread(self.store, fn, *args, write=True)
 
     async def _empty(self, queue: str) -> bool:
         depth = await self.broker.depth(queue)
@@ -51,10 +46,11 @@ class Doctor:
 
     async def examine(self, repair: bool) -> dict[str, Any]:
         now = time.time()
-        owners = await self._read(checks.dead_owners, self.dead_after, now)
-        lost = await self._read(checks.dead_worker_tasks, self.dead_after, now)
+        stale_after = self.settings.stale_after
+        owners = await self._read(liveness.dead_owners, now, stale_after)
+        lost = await self._read(liveness.dead_worker_tasks, now, stale_after)
         queued = await self._read(checks.queued_tasks, now - self.min_age, now)
-        unclaimed = await self._read(checks.unclaimed_graphs, now - self.min_age)
+        unclaimed = await self._read(liveness.orphans, now - self.min_age)
         released = {gid for roots in owners.values() for gid in roots}
         launch: dict[int, int] = {}
         refresh: set[int] = set()
@@ -64,7 +60,8 @@ class Doctor:
                 self._found("dead_owner", f"graph {gid} belongs to scheduler {owner}, which "
                             "is gone", graph=gid, daemon=owner)
             if repair:
-                for gid, priority in await self._write(checks.release_dead_owner, owner, now):
+                for gid, priority in await self._write(liveness.release, owner, now, checks.ACTOR,
+                                                       f"owner {owner} is gone"):
                     launch[gid] = priority
                     self._repaired(graph=gid, check="dead_owner")
         for task_id, graph_id, attempts, worker in lost:
@@ -72,7 +69,7 @@ class Doctor:
                                   f"{worker}, which is gone", graph=graph_id, task=task_id,
                                   daemon=worker)
             if repair:
-                verdict = await self._write(tx.requeue_lost, task_id, attempts, worker,
+                verdict = await self._write(execution.requeue_lost, task_id, attempts, worker,
                                             self.settings.max_lost, now, checks.ACTOR, False)
                 finding.repaired = verdict != "raced"
                 finding.extra["outcome"] = verdict
@@ -123,8 +120,8 @@ class Doctor:
         """Ask each graph's owner to reload it from the database (re-publishing its queued
         tasks); a graph whose owner is gone is launched instead."""
         for gid in sorted(graphs):
-            owner = await self._read(checks.owner_of, gid)
-            if await self._read(checks.live_scheduler, owner, self.dead_after, now):
+            owner = await self._read(loading.current_owner, gid)
+            if await self._read(liveness.scheduler_alive, owner, now, self.settings.stale_after):
                 await self.broker.publish(self.names.scheduler(owner),
                                           Control(op="refresh", graph=gid), mandatory=False)
 

@@ -16,10 +16,10 @@ import signal
 import traceback
 from typing import Any
 
-from daemon import allow
-from daemon.protocol import RunTask
-from daemon.slots import SlotPool, TaskFailed
-from store.config import Settings
+from wgops.daemon import allow
+from wgops.daemon.protocol import RunTask
+from wgops.daemon.slots import SlotPool, TaskFailed
+from wgops.store.config import Settings
 
 OUTPUT_LIMIT = 64_000
 
@@ -56,14 +56,14 @@ class PythonExecutor:
 
     async def execute(self, msg: RunTask) -> str:
         try:
-            allow.check(msg.target, self.settings.allow, self.worker_id)
-            is_async = self._is_async(msg.target)
+            target = allow.check(msg.target, self.settings.allow, self.worker_id)
+            is_async = self._is_async(target)
         except allow.NotAllowed as exc:
             raise TaskFailed("NotAllowed", str(exc)) from None
         if not is_async:
-            return await self.pool.run(msg.task, msg.target, msg.args, msg.timeout,
+            return await self.pool.run(msg.task, target, msg.args, msg.timeout,
                                        self.settings.max_result_bytes)
-        task = asyncio.ensure_future(allow.resolve(msg.target)(**msg.args))
+        task = asyncio.ensure_future(allow.resolve(target)(**msg.args))
         self.running[msg.task] = task
         try:
             value = await asyncio.wait_for(task, msg.timeout)

@@ -10,8 +10,8 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
-from store.models import TASK_TERMINAL
-from store.transitions import GraphRow
+from wgops.store.loading import GraphRow
+from wgops.store.models import TASK_TERMINAL
 
 TERMINAL = frozenset(TASK_TERMINAL)
 
@@ -109,13 +109,13 @@ class GraphRun:
 
     def referenced(self, node: Node, spec: dict[str, Any]) -> list[str]:
         """Names of the tasks whose results ``node``'s arguments use."""
-        from store.refs import iter_refs
+        from wgops.store.refs import iter_refs
 
         fields = [spec.get("args") or {}] + ([spec["shell"]] if node.kind == "shell" else [])
         return sorted({r.head for r in iter_refs(fields) if r.head != "inputs"})
 
     def output_refs(self) -> list[str]:
-        from store.refs import iter_refs
+        from wgops.store.refs import iter_refs
 
         return sorted({r.head for r in iter_refs(self.outputs) if r.head != "inputs"})
 

@@ -21,8 +21,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from store.config import Settings
-from store.errors import ConfigError
+from wgops.daemon.logfiles import last_line
+from wgops.daemon.probes import check_broker
+from wgops.store.config import Settings
+from wgops.store.errors import ConfigError, SupervisorError
 
 REAL_SCRIPT = Path("/usr/lib/rabbitmq/bin/rabbitmq-server")
 GRACEFUL = 60
@@ -132,8 +134,6 @@ class ManagedBroker:
 
     def wait_ready(self, deadline: float, alive: Callable[[], bool]) -> None:
         """Wait until the node accepts AMQP connections."""
-        from daemon.supervisor import SupervisorError, check_broker, last_line
-
         probe = Settings(home=self.settings.home, broker_url=self.url,
                          db_url=self.settings.db_url)
         while True:

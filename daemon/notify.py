@@ -13,8 +13,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from daemon.broker import Broker
-from daemon.protocol import MAX_DONE_ITEMS, TaskDone, TasksDone
+from wgops.daemon.broker import Broker
+from wgops.daemon.protocol import MAX_DONE_ITEMS, TaskDone, TasksDone
 
 
 class Notifier:

@@ -16,7 +16,7 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, TypeVar
 
-from store.errors import ProtocolError
+from wgops.store.errors import ProtocolError
 
 VERSION = 1
 INT_LIMIT = 2 ** 63            # integers beyond a 64-bit column are refused on receipt

@@ -10,9 +10,9 @@ import socket
 import sys
 from typing import Any
 
-from daemon import eventloop
-from store.config import Settings
-from store.errors import WgopsError
+from wgops.daemon import eventloop
+from wgops.store.config import Settings
+from wgops.store.errors import WgopsError
 
 logger = logging.getLogger("wgops.daemon")
 
@@ -74,11 +74,11 @@ def run_daemon(settings: Settings, kind: str, slots: int = 4,
                 eventloop.name())
     daemon: Any
     if kind == "scheduler":
-        from daemon.scheduler import SchedulerDaemon
+        from wgops.daemon.scheduler import SchedulerDaemon
 
         daemon = SchedulerDaemon(settings, daemon_id)
     else:
-        from daemon.worker import WorkerDaemon
+        from wgops.daemon.worker import WorkerDaemon
 
         daemon = WorkerDaemon(settings, daemon_id, slots, pools)
     try:

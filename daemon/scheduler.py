@@ -18,9 +18,9 @@ from typing import Any
 
 from aio_pika.abc import AbstractIncomingMessage
 
-from daemon.broker import Broker, event, refuse
-from daemon.graphrun import GraphRun, Node, spec_of
-from daemon.protocol import (
+from wgops.daemon.broker import Broker, event, refuse
+from wgops.daemon.graphrun import GraphRun, Node, spec_of
+from wgops.daemon.protocol import (
     SCHEDULER_OPS,
     Control,
     Event,
@@ -31,12 +31,12 @@ from daemon.protocol import (
     check_control,
     decode,
 )
-from store import transitions as tx
-from store.config import Settings
-from store.db import AsyncStore, Store
-from store.errors import ProtocolError
-from store.models import dumps
-from store.refs import MissingValue, substitute
+from wgops.store import execution, liveness, loading, scheduling
+from wgops.store.config import Settings
+from wgops.store.db import AsyncStore, Store
+from wgops.store.errors import ProtocolError
+from wgops.store.models import dumps
+from wgops.store.refs import MissingValue, substitute
 
 logger = logging.getLogger(__name__)
 
@@ -72,7 +72,7 @@ class SchedulerDaemon:
     # -- lifecycle --------------------------------------------------------------------------
 
     async def initialize(self) -> None:
-        from store.migrations import migrate
+        from wgops.store.migrations import migrate
 
         self.db.start()
         await self.db.write(lambda: None)
@@ -81,7 +81,7 @@ class SchedulerDaemon:
         for name in (self.names.graphs, self.names.dead):
             await self.broker.declare(name)
         now = self.clock()
-        await self.db.write(tx.heartbeat_scheduler, self.id, os.getpid(), 0, now)
+        await self.db.write(liveness.heartbeat_scheduler, self.id, os.getpid(), 0, now)
         await self._refresh_pools(now)
         inbox_channel = await self.broker.new_channel(prefetch=1000)
         inbox = await self.broker.declare(self.names.scheduler(self.id), inbox_channel)
@@ -103,7 +103,7 @@ class SchedulerDaemon:
             except Exception:  # noqa: BLE001 - the channel may already be gone
                 logger.debug("cancel consumer", exc_info=True)
         async with self._flush_lock:
-            roots = await self.db.write(tx.release, self.id, self.clock())
+            roots = await self.db.write(liveness.release, self.id, self.clock())
         for gid, priority in roots:
             try:
                 await self.broker.publish(self.names.graphs, LaunchGraph(graph=gid),
@@ -121,13 +121,13 @@ class SchedulerDaemon:
         """Periodic work; called every ``settings.heartbeat`` seconds."""
         now = self.clock() if now is None else now
         self.tick_count += 1
-        await self.db.write(tx.heartbeat_scheduler, self.id, os.getpid(),
+        await self.db.write(liveness.heartbeat_scheduler, self.id, os.getpid(),
                             sum(1 for r in self.runs.values() if r.parent_task is None), now)
         await self.broker.emit(event("daemon.heartbeat", data={
             "kind": "scheduler", "id": self.id, "pid": os.getpid(), "graphs": len(self.runs)}))
-        for dead in await self.db.read(tx.dead_schedulers, self.id, self.settings.stale_after,
-                                       now):
-            roots = await self.db.write(tx.adopt, dead, self.id, now)
+        for dead in await self.db.read(liveness.dead_schedulers, self.id, now,
+                                       self.settings.stale_after):
+            roots = await self.db.write(liveness.adopt, dead, self.id, now)
             if roots:
                 logger.warning("adopting %d graphs of dead scheduler %s", len(roots), dead)
             for gid in roots:
@@ -144,15 +144,17 @@ class SchedulerDaemon:
             await self._check_stalled(now)
             await self._check_detached(now)
         if self.tick_count % 10 == 0:
-            for gid in await self.db.read(tx.orphans, now - 10 * self.settings.stale_after):
-                await self.broker.publish(self.names.graphs, LaunchGraph(graph=gid))
+            for gid, priority in await self.db.read(liveness.orphans,
+                                                    now - 10 * self.settings.stale_after):
+                await self.broker.publish(self.names.graphs, LaunchGraph(graph=gid),
+                                          priority=priority)
         self._schedule_flush()
 
     async def _refresh_pools(self, now: float) -> None:
         before = self.served
-        self.caps, self.served = await self.db.read(tx.live_pools, self.settings.stale_after, now)
+        self.caps, self.served = await self.db.read(liveness.live_pools, now, self.settings.stale_after)
         if self.served - before:
-            await self.db.write(tx.clear_unserved, sorted(self.served - before))
+            await self.db.write(scheduling.clear_unserved, sorted(self.served - before))
 
     # -- messages -----------------------------------------------------------------------------
 
@@ -173,7 +175,7 @@ class SchedulerDaemon:
         try:
             now = self.clock()
             assert isinstance(msg, LaunchGraph)
-            rows = await self.db.write(tx.claim_and_load, msg.graph, self.id, now)
+            rows = await self.db.write(loading.claim_and_load, msg.graph, self.id, now)
             if rows is not None:
                 await self._install(rows, now)
         except Exception:  # noqa: BLE001 - loop boundary: the graph stays unclaimed
@@ -220,7 +222,7 @@ class SchedulerDaemon:
         elif msg.op == "drop" and msg.graph is not None:
             self._forget_tree(msg.graph)
         elif msg.op == "ping" and message.reply_to:
-            from daemon.protocol import Reply
+            from wgops.daemon.protocol import Reply
 
             await self.broker.publish(message.reply_to, Reply(ok=True, data={
                 "id": self.id, "graphs": len(self.runs)}), persistent=False, mandatory=False)
@@ -228,7 +230,7 @@ class SchedulerDaemon:
     async def _on_done(self, msg: TaskDone) -> None:
         run = self.runs.get(msg.graph)
         if run is None:
-            owner = await self.db.read(tx.current_owner, msg.graph)
+            owner = await self.db.read(loading.current_owner, msg.graph)
             if owner and owner != self.id:
                 await self.broker.publish(self.names.scheduler(owner), msg, mandatory=False)
             return
@@ -256,7 +258,7 @@ class SchedulerDaemon:
 
     async def _load(self, root_id: int, now: float) -> None:
         """Load (or reload) a tree of graphs from the database and reconcile it."""
-        await self._install(await self.db.read(tx.load_tree, root_id, self.id), now)
+        await self._install(await self.db.read(loading.load_tree, root_id, self.id), now)
 
     async def _install(self, rows: list[Any], now: float) -> None:
         """Hold the graphs of a tree just read (parents first) and reconcile them."""
@@ -310,7 +312,7 @@ class SchedulerDaemon:
         if node.child is None:
             node.state = "waiting"          # crashed between spawning and recording: redo
             return
-        state = await self.db.read(tx.child_state, node.child)
+        state = await self.db.read(loading.child_state, node.child)
         if state is None or state[0] not in ("finished", "failed", "killed"):
             return
         await self._settle(run, node, "finished" if state[0] == "finished" else "failed", now)
@@ -336,7 +338,7 @@ class SchedulerDaemon:
     async def _skip(self, run: GraphRun, nodes: list[Node], now: float) -> None:
         failed = ", ".join(sorted({self.runs[run.id].nodes[d].name for n in nodes
                                    for d in n.deps if run.nodes[d].state != "finished"}))
-        if not await self.db.write(tx.skip, run.id, self.id, run.epoch, [n.id for n in nodes],
+        if not await self.db.write(scheduling.skip, run.id, self.id, run.epoch, [n.id for n in nodes],
                                    failed or "a dependency", now):
             self._forget_tree(run.root)
             return
@@ -352,7 +354,7 @@ class SchedulerDaemon:
         if state == "finished" and run.outputs:
             names = run.output_refs()
             values: dict[str, Any] = {"inputs": run.inputs}
-            values.update(await self.db.read(tx.results, run.id, names))
+            values.update(await self.db.read(loading.results, run.id, names))
             try:
                 outputs = substitute(run.outputs, values)
             except MissingValue as exc:
@@ -363,7 +365,7 @@ class SchedulerDaemon:
         if state == "failed" and error is None:
             error = {"type": "GraphFailed", "message": "failed tasks: "
                      + (", ".join(run.failed_names()) or "none"), "traceback": None}
-        ok = await self.db.write(tx.complete_graph, run.id, self.id, run.epoch, state, outputs,
+        ok = await self.db.write(scheduling.complete_graph, run.id, self.id, run.epoch, state, outputs,
                                  error, now)
         self.runs.pop(run.id, None)
         if not ok:
@@ -445,7 +447,7 @@ class SchedulerDaemon:
                                                                               specs[node.id])})
         values: dict[str, Any] = {"inputs": run.inputs}
         if needed:
-            values.update(await self.db.read(tx.results, run.id, needed))
+            values.update(await self.db.read(loading.results, run.id, needed))
         leaf: list[tuple[Any, Node, RunTask]] = []
         for item, node in items:
             spec = specs[node.id]
@@ -467,7 +469,7 @@ class SchedulerDaemon:
         if not leaf:
             return
         fresh = [(n.id, n.pool, dumps(m.args)) for _, n, m in leaf if n.state == "waiting"]
-        owned, queued_ids, held = await self.db.write(tx.dispatch, run.id, self.id, run.epoch,
+        owned, queued_ids, held = await self.db.write(scheduling.dispatch, run.id, self.id, run.epoch,
                                                       fresh, now)
         if not owned:
             await self._reload(run.root, now)
@@ -491,7 +493,7 @@ class SchedulerDaemon:
             publish.append((queue, msg, run.priority, None))
         if unserved:
             pools = sorted({run.nodes[t].pool for t in unserved})
-            await self.db.write(tx.note_reason, unserved, tx.UNSERVED + ", ".join(pools))
+            await self.db.write(scheduling.note_reason, unserved, scheduling.UNSERVED + ", ".join(pools))
         try:
             await self.broker.publish_many(publish)
         except Exception:  # noqa: BLE001 - broker down: the rows say queued, publish again
@@ -509,14 +511,14 @@ class SchedulerDaemon:
     async def _fail_here(self, run: GraphRun, node: Node, kind: str, message: str,
                          now: float) -> None:
         error = {"type": kind, "message": message, "traceback": None}
-        if await self.db.write(tx.fail_in_scheduler, run.id, self.id, run.epoch, node.id, error,
+        if await self.db.write(scheduling.fail_in_scheduler, run.id, self.id, run.epoch, node.id, error,
                                now):
             await self._settle(run, node, "failed", now)
 
     async def _spawn(self, run: GraphRun, node: Node, spec: dict[str, Any],
                      inputs: dict[str, Any], now: float) -> None:
         """Start a nested graph, driven here; it holds no worker slot."""
-        row = await self.db.write(tx.spawn_child, run.id, self.id, run.epoch, node.id,
+        row = await self.db.write(scheduling.spawn_child, run.id, self.id, run.epoch, node.id,
                                   spec["graph"], inputs, run.priority, run.root, run.depth, now)
         if row is None:
             await self._reload(run.root, now)
@@ -540,9 +542,10 @@ class SchedulerDaemon:
         consumer_timeout) whose worker died has no message to be redelivered: re-queue it
         (lost + 1), or quarantine it at ``max_lost``. Dead means silent for 3 x stale_after:
         a database hiccup that delays heartbeats must not cause a second run."""
-        lost = await self.db.read(tx.lost_detached, self.id, 3 * self.settings.stale_after, now)
+        lost = await self.db.read(liveness.dead_worker_tasks, now, self.settings.stale_after,
+                                  self.id, True)
         for task_id, graph_id, attempts, worker in lost:
-            verdict = await self.db.write(tx.requeue_lost, task_id, attempts, worker,
+            verdict = await self.db.write(execution.requeue_lost, task_id, attempts, worker,
                                           self.settings.max_lost, now)
             run = self.runs.get(graph_id)
             node = run.nodes.get(task_id) if run is not None else None
@@ -569,7 +572,7 @@ class SchedulerDaemon:
                 break
         if not ids:
             return
-        states = await self.db.read(tx.task_states, ids)
+        states = await self.db.read(loading.task_states, ids)
         for run in due:
             if run.id not in self.runs:
                 continue

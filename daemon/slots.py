@@ -17,7 +17,7 @@ import traceback
 from multiprocessing.connection import Connection
 from typing import Any
 
-from daemon import allow
+from wgops.daemon import allow
 
 
 class TaskFailed(Exception):
@@ -125,7 +125,7 @@ class SlotPool:
 
     def __init__(self, size: int, task_path: tuple[str, ...]):
         self.ctx = multiprocessing.get_context("forkserver")
-        self.ctx.set_forkserver_preload(["daemon.slots", "json"])
+        self.ctx.set_forkserver_preload(["wgops.daemon.slots", "json"])
         self.task_path = task_path
         self.size = size
         self.idle: list[Slot] = []

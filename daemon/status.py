@@ -16,24 +16,29 @@ The result holds the DESIGN §6 document (``broker``, ``database``, ``schedulers
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import threading
 import time
-from collections.abc import Coroutine, Iterator
-from pathlib import Path
-from typing import Any, TypeVar
-from urllib.parse import unquote, urlsplit
+from typing import Any
 
+import peewee
 import psutil
+from peewee import fn
 
-from store.config import Settings, mask_url
+from wgops.daemon.broker import Broker
+from wgops.daemon.eventloop import run_coroutine
+from wgops.daemon.probes import db_session, quiet_amqp
+from wgops.daemon.protocol import Names
+from wgops.daemon.supervisor import Supervisor
+from wgops.store.config import Settings, mask_url
+from wgops.store.db import first_line
+from wgops.store.liveness import HOST, is_alive
+from wgops.store.models import GRAPH_ACTIVE, Graph, Pool, Scheduler, Worker
 
 logger = logging.getLogger(__name__)
-T = TypeVar("T")
 
-RECENT = 60.0            # a daemon that stopped heartbeating stays listed this long
+LISTED_FOR = 60.0        # seconds a daemon that stopped heartbeating stays listed (as stopped)
 BROKER_TIMEOUT = 2.0
 DAEMON_KEYS = {"schedulers": ("id", "pid", "alive", "graphs"),
                "workers": ("id", "pid", "alive", "slots", "busy", "pools")}
@@ -47,8 +52,6 @@ def collect_status(settings: Settings, broker_timeout: float = BROKER_TIMEOUT,
 
     ``queues=False`` skips the broker (no connection is opened: ``broker.ok`` is None and
     ``queues`` empty), for a caller that reads queue depths its own way (the console)."""
-    from daemon.supervisor import HOST
-
     status: dict[str, Any] = {
         "broker": {"url": mask_url(settings.broker_url), "ok": False, "error": None},
         "database": {"url": mask_url(settings.db_url), "ok": False, "error": None},
@@ -68,7 +71,7 @@ def collect_status(settings: Settings, broker_timeout: float = BROKER_TIMEOUT,
                 pools.update(worker["pools"])
     except Exception as exc:  # noqa: BLE001 - status reports, it never raises
         logger.debug("status: database", exc_info=True)
-        status["database"]["error"] = _one_line(exc)
+        status["database"]["error"] = first_line(exc)
         status["database"]["ok"] = isinstance(exc, NoSchema)
     if not queues:
         status["broker"].update(ok=None, error="not checked")
@@ -79,7 +82,7 @@ def collect_status(settings: Settings, broker_timeout: float = BROKER_TIMEOUT,
         status["broker"]["ok"] = True
     except Exception as exc:  # noqa: BLE001 - status reports, it never raises
         logger.debug("status: broker", exc_info=True)
-        status["broker"]["error"] = _one_line(exc)
+        status["broker"]["error"] = first_line(exc)
     return status
 
 
@@ -100,8 +103,6 @@ def contract(status: dict[str, Any]) -> dict[str, Any]:
 
 
 def _arbiter(settings: Settings) -> dict[str, Any]:
-    from daemon.supervisor import Supervisor
-
     sup = Supervisor(settings)
     info: dict[str, Any] = {"running": False, "pid": None, "endpoint": None, "watchers": {},
                             "error": None}
@@ -116,7 +117,7 @@ def _arbiter(settings: Settings) -> dict[str, Any]:
                                       "numprocesses": w.numprocesses, "pids": w.pids}
     except Exception as exc:  # noqa: BLE001 - status reports, it never raises
         logger.debug("status: arbiter", exc_info=True)
-        info["error"] = _one_line(exc)
+        info["error"] = first_line(exc)
     return info
 
 
@@ -127,47 +128,8 @@ class NoSchema(Exception):
     """The database answers but holds no wgops tables."""
 
 
-@contextlib.contextmanager
-def db_session(settings: Settings) -> Iterator[None]:
-    """A connection to the installation's database for the current thread.
-
-    Reuses the process's database when one is already set up (the console, a command that
-    opened the store), so the global proxy is never switched under another thread; otherwise
-    opens the store. An SQLite file that does not exist is not created."""
-    import peewee
-
-    from store.db import Store, database
-    from store.errors import Unreachable
-
-    parts = urlsplit(settings.db_url)
-    if parts.scheme == "sqlite":
-        path = unquote(parts.path)
-        path = path[1:] if path.startswith("//") else path
-        if not Path(path).exists():
-            raise Unreachable(f"no database at {path} (run wgops init)")
-    db = database.obj
-    if db is None:
-        db = Store(settings.db_url).db
-    was_closed = db.is_closed()
-    try:
-        db.connect(reuse_if_open=True)
-    except peewee.OperationalError as exc:
-        raise Unreachable(f"database {mask_url(settings.db_url)} unreachable: "
-                          f"{_one_line(exc)}") from None
-    try:
-        yield
-    finally:
-        if was_closed and not db.is_closed():
-            db.close()
-
-
 def _daemon_rows(settings: Settings) -> tuple[dict[str, list[Any]], set[str]]:
-    import peewee
-    from peewee import fn
-
-    from store.models import GRAPH_ACTIVE, Graph, Pool, Scheduler, Worker
-
-    since = time.time() - RECENT
+    since = time.time() - LISTED_FOR
     with db_session(settings):
         try:
             rows: dict[str, list[Any]] = {}
@@ -191,8 +153,6 @@ def _daemon_rows(settings: Settings) -> tuple[dict[str, list[Any]], set[str]]:
 
 def _fill_daemons(status: dict[str, Any], settings: Settings,
                   rows: dict[str, list[Any]]) -> None:
-    from daemon.supervisor import HOST
-
     now = time.time()
     watchers = status["arbiter"]["watchers"]
     for group, kind in (("schedulers", "scheduler"), ("workers", "worker")):
@@ -201,8 +161,7 @@ def _fill_daemons(status: dict[str, Any], settings: Settings,
         for row in rows[group]:
             local = row.host == HOST
             proc = _process(row.pid, row.started) if local else None
-            fresh = now - row.heartbeat <= settings.stale_after
-            alive = fresh and row.state in ("running", "stopping") and (
+            alive = is_alive(row.state, row.heartbeat, now, settings.stale_after) and (
                 proc is not None or not local)
             if alive:
                 state = row.state
@@ -259,10 +218,6 @@ def _usage(proc: psutil.Process | None, now: float) -> dict[str, Any]:
 
 
 async def _queues(settings: Settings, pools: list[str], timeout: float) -> list[dict[str, Any]]:
-    from daemon.broker import Broker
-    from daemon.protocol import Names
-    from daemon.supervisor import HOST
-
     names = Names(settings.namespace)
     broker = Broker(settings, name=f"wgops-status@{HOST}")
     await asyncio.wait_for(broker.connect(timeout=timeout), timeout + 1)
@@ -276,46 +231,4 @@ async def _queues(settings: Settings, pools: list[str], timeout: float) -> list[
             for n, d in zip(wanted, depths) if d is not None]
 
 
-@contextlib.contextmanager
-def quiet_amqp() -> Iterator[None]:
-    """Silence aiormq/aio-pika while probing: an unreachable broker is reported once, by us."""
-    loggers = [logging.getLogger(name) for name in ("aiormq", "aio_pika")]
-    levels = [lg.level for lg in loggers]
-    for lg in loggers:
-        lg.setLevel(logging.CRITICAL)
-    try:
-        yield
-    finally:
-        for lg, level in zip(loggers, levels):
-            lg.setLevel(level)
-
-
-def run_coroutine(coro: Coroutine[Any, Any, T]) -> T:
-    """Run a coroutine to the end from synchronous code, even on a thread whose loop runs."""
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return asyncio.run(coro)
-    result: list[T] = []
-    error: list[BaseException] = []
-
-    def target() -> None:
-        try:
-            result.append(asyncio.run(coro))
-        except BaseException as exc:  # noqa: BLE001 - handed back to the caller
-            error.append(exc)
-
-    thread = threading.Thread(target=target, name="wgops-status")
-    thread.start()
-    thread.join()
-    if error:
-        raise error[0]
-    return result[0]
-
-
-def _one_line(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return lines[0] if lines else type(exc).__name__
-
-
-__all__ = ["collect_status", "contract", "db_session", "quiet_amqp", "run_coroutine"]
+__all__ = ["collect_status", "contract"]

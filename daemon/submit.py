@@ -5,30 +5,16 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
-from daemon.broker import Broker
-from daemon.protocol import LaunchGraph
-from store.config import Settings
-from store.db import Store, open_store
-from store.errors import Unreachable
-from store.graphs import create_graph
-from store.migrations import migrate
-from store.models import GRAPH_TERMINAL, Graph, loads
-
-T = TypeVar("T")
-
-
-async def in_thread(store: Store, fn: Callable[..., T], *args: Any) -> T:
-    """Run a synchronous store function on a worker thread with its own connection."""
-    def call() -> T:
-        store.connect()
-        try:
-            return fn(*args)
-        finally:
-            store.close()
-    return await asyncio.to_thread(call)
+from wgops.daemon.broker import Broker
+from wgops.daemon.protocol import LaunchGraph
+from wgops.store.config import Settings
+from wgops.store.db import Store, in_thread, open_store
+from wgops.store.errors import Unreachable
+from wgops.store.graphs import create_graph
+from wgops.store.migrations import migrate
+from wgops.store.models import GRAPH_TERMINAL, Graph, loads
 
 
 class GraphFollower:

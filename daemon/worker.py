@@ -17,27 +17,26 @@ from typing import Any
 
 from aio_pika.abc import AbstractIncomingMessage
 
-from daemon.broker import BROKER_ERRORS, Broker, event, refuse
-from daemon.executors import PythonExecutor, ShellExecutor, ShellFailed
-from daemon.notify import Notifier
-from daemon.protocol import WORKER_OPS, Control, Reply, RunTask, TaskDone, check_control, decode
-from daemon.slots import TaskFailed
-from store import transitions as tx
-from store.config import Settings
-from store.db import AsyncStore, Store
-from store.errors import ProtocolError
-from store.models import Task
+from wgops.daemon.broker import BROKER_ERRORS, Broker, event, refuse
+from wgops.daemon.executors import PythonExecutor, ShellExecutor, ShellFailed
+from wgops.daemon.notify import Notifier
+from wgops.daemon.protocol import (
+    WORKER_OPS,
+    Control,
+    Reply,
+    RunTask,
+    TaskDone,
+    check_control,
+    decode,
+)
+from wgops.daemon.slots import TaskFailed
+from wgops.store import execution, liveness, loading
+from wgops.store.config import Settings
+from wgops.store.db import AsyncStore, Store
+from wgops.store.errors import ProtocolError
 
 logger = logging.getLogger(__name__)
 NOTIFY_PATIENCE = 60.0     # seconds a finished task's notification is retried (broker away)
-
-
-def abandon(task_id: int, attempts: int, worker: str) -> bool:
-    """Give a started task back (graceful stop): queued again, this attempt not counted."""
-    return bool(Task.update(state="queued", attempts=attempts - 1, worker=None,
-                            detached=None).where(
-        Task.id == task_id, Task.state == "running", Task.attempts == attempts,
-        Task.worker == worker).execute())
 
 
 def detach_after(consumer_timeout: float) -> float:
@@ -75,14 +74,14 @@ class WorkerDaemon:
         self.stopping = False
 
     async def initialize(self) -> None:
-        from store.migrations import migrate
+        from wgops.store.migrations import migrate
 
         self.python.start()
         self.db.start()
         await self.db.read(migrate, self.store)
         await self.broker.connect_retrying()
         await self.broker.declare(self.names.dead)
-        await self.db.write(tx.heartbeat_worker, self.id, os.getpid(), self.slots,
+        await self.db.write(liveness.heartbeat_worker, self.id, os.getpid(), self.slots,
                             list(self.pools), [], self.clock())
         channel = await self.broker.new_channel()
         await channel.set_qos(prefetch_count=self.slots, global_=len(self.pools) > 1)
@@ -99,7 +98,7 @@ class WorkerDaemon:
     async def tick(self, now: float | None = None) -> None:
         now = self.clock() if now is None else now
         executing = sorted(self.executing)
-        await self.db.write(tx.heartbeat_worker, self.id, os.getpid(), self.slots,
+        await self.db.write(liveness.heartbeat_worker, self.id, os.getpid(), self.slots,
                             list(self.pools), executing, now)
         await self.broker.emit(event("daemon.heartbeat", data={
             "kind": "worker", "id": self.id, "pid": os.getpid(), "slots": self.slots,
@@ -120,7 +119,7 @@ class WorkerDaemon:
             if pending:
                 logger.warning("handing %d unfinished tasks back to the queue", len(pending))
                 await asyncio.wait(pending, timeout=5)
-        await self.db.write(tx.heartbeat_worker, self.id, os.getpid(), self.slots,
+        await self.db.write(liveness.heartbeat_worker, self.id, os.getpid(), self.slots,
                             list(self.pools), [], self.clock(), "stopped")
         await self.broker.emit(event("daemon.stopped", data={"kind": "worker", "id": self.id}))
         logger.info("worker %s notified %d task ends in %d messages", self.id,
@@ -258,7 +257,7 @@ class WorkerDaemon:
                                           self.id)
         elif detail in ("finished", "failed", "skipped", "killed"):
             # a duplicate of a task that already ended: the owner may have missed the news
-            owner = await self.db.read(tx.current_owner, msg.graph)
+            owner = await self.db.read(loading.current_owner, msg.graph)
             await self._notify(owner, TaskDone(task=msg.task, graph=msg.graph, state=detail,
                                                attempt=msg.attempt, worker=self.id))
         return False
@@ -278,7 +277,7 @@ class WorkerDaemon:
             # graceful stop past the grace period: give the task back, requeue
             run.cancel()
             await asyncio.wait({run}, timeout=5)
-            await self.db.write(abandon, msg.task, attempts, self.id)
+            await self.db.write(execution.abandon, msg.task, attempts, self.id)
             if detached:
                 await self.broker.publish(self.names.tasks(msg.pool), msg)
             else:
@@ -295,7 +294,7 @@ class WorkerDaemon:
         """Ack a long task's message before the broker's consumer_timeout closes the channel.
         The row (running, this worker, ``detached`` set) is marked first: if this worker dies
         the scheduler's liveness check re-queues it; the result is committed as usual."""
-        if not await self.db.write(tx.detach, msg.task, attempts, self.id, self.clock()):
+        if not await self.db.write(execution.detach, msg.task, attempts, self.id, self.clock()):
             return False            # superseded (killed): acked when it ends, as usual
         self.detached.add(msg.task)
         logger.info("task %s has run %.0fs, near the broker's consumer_timeout (%.0fs): its "
@@ -318,7 +317,7 @@ class WorkerDaemon:
             deadline = self.clock() + 4 * self.settings.stale_after
             while True:
                 verdict, detail = await self.db.write(
-                    tx.start, msg.task, msg.attempt, self.id, redelivered,
+                    execution.start, msg.task, msg.attempt, self.id, redelivered,
                     self.settings.max_lost, self.settings.stale_after, self.clock())
                 if verdict != "wait" or self.clock() > deadline or self.stopping:
                     return (verdict, detail) if verdict != "wait" else ("drop",
@@ -355,7 +354,7 @@ class WorkerDaemon:
         if state == "failed" and attempts <= msg.retries and error and \
                 error["type"] not in ("NotAllowed", "Cancelled"):
             state, not_before = "queued", now + msg.retry_delay
-        owner = await self.db.write(tx.finish, msg.task, attempts, self.id, state, result, error,
+        owner = await self.db.write(execution.finish, msg.task, attempts, self.id, state, result, error,
                                     not_before, now)
         if owner is False:
             logger.info("task %s attempt %d was superseded (killed or re-run); result dropped",

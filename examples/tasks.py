@@ -2,7 +2,7 @@
 
 Every function is deterministic (no clocks, no randomness without a seed taken from the
 arguments), takes keyword arguments from a task's ``args`` and returns JSON-serialisable data.
-The default allow-list (``examples.tasks:*``) lets workers run them.
+The default allow-list (``wgops.examples.tasks:*``) lets workers run them.
 
 Two families:
 

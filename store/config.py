@@ -14,10 +14,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from store.errors import ConfigError
+from wgops.store.errors import ConfigError
 
 DEFAULT_BROKER_URL = "amqp://guest:guest@127.0.0.1:5672/"
-DEFAULT_ALLOW = "examples.tasks:*"
+DEFAULT_ALLOW = "wgops.examples.tasks:*"
 NAMESPACE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 TRUE = {"1", "true", "yes", "on"}
 FALSE = {"0", "false", "no", "off", ""}

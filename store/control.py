@@ -11,48 +11,20 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from store.db import Statement, Store, param
-from store.errors import Conflict, NotFound
-from store.graphs import get_graph
-from store.models import (
+from wgops.store.db import Store
+from wgops.store.errors import Conflict, NotFound
+from wgops.store.eventlog import log_event
+from wgops.store.graphs import get_graph, tree_ids
+from wgops.store.liveness import is_alive
+from wgops.store.models import (
     GRAPH_ACTIVE,
     GRAPH_TERMINAL,
     TASK_ACTIVE,
-    Event,
     Graph,
     Pool,
     Scheduler,
     Task,
-    dumps,
 )
-
-_LOG_EVENT = Statement(lambda: Event.insert(ts=param("ts"), graph=param("graph"),
-                                            task=param("task"), kind=param("kind"),
-                                            actor=param("actor"), data=param("data")))
-
-
-def log_event(kind: str, graph: int | None = None, task: int | None = None,
-              actor: str | None = None, **data: Any) -> None:
-    _LOG_EVENT.execute(ts=time.time(), graph=graph, task=task, kind=kind, actor=actor,
-                       data=dumps(data) if data else None)
-
-
-_CHILDREN = Statement(lambda: Graph.select(Graph.id).join(
-    Task, on=(Graph.parent_task == Task.id)).where(Task.graph == param("graph")))
-
-
-def tree_ids(root_id: int) -> list[int]:
-    """The graph and every graph nested below it."""
-    ids, frontier = [root_id], [root_id]
-    while frontier:
-        if len(frontier) == 1:
-            children = [row[0] for row in _CHILDREN.execute(graph=frontier[0]).fetchall()]
-        else:
-            children = [g.id for g in Graph.select(Graph.id).join(
-                Task, on=(Graph.parent_task == Task.id)).where(Task.graph.in_(frontier))]
-        ids.extend(children)
-        frontier = children
-    return ids
 
 
 def pause(store: Store, graph_id: int, actor: str = "cli") -> Graph:
@@ -138,7 +110,8 @@ def reassign(store: Store, graph_id: int, to: str, stale_after: float,
         target = Scheduler.get_or_none(Scheduler.id == to)
         if target is None:
             raise NotFound(f"no scheduler {to!r} (see wgops daemon status)")
-        if target.state != "running" or target.heartbeat < time.time() - stale_after:
+        if target.state != "running" or not is_alive(target.state, target.heartbeat,
+                                                     time.time(), stale_after):
             raise Conflict(f"scheduler {to} is not alive")
         old = graph.scheduler
         if old == to:

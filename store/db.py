@@ -22,8 +22,8 @@ from urllib.parse import unquote, urlsplit
 
 import peewee
 
-from store.config import mask_url
-from store.errors import ConfigError, Unreachable
+from wgops.store.config import mask_url
+from wgops.store.errors import ConfigError, Unreachable
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -119,7 +119,7 @@ class Store:
         try:
             self.db.connect(reuse_if_open=True)
         except peewee.OperationalError as exc:
-            raise Unreachable(f"database {mask_url(self.url)} unreachable: {_first_line(exc)}") \
+            raise Unreachable(f"database {mask_url(self.url)} unreachable: {first_line(exc)}") \
                 from None
         return self
 
@@ -155,7 +155,23 @@ def open_store(url: str) -> Store:
     return Store(url)
 
 
-def _first_line(exc: BaseException) -> str:
+async def in_thread(store: Store, fn: Callable[..., T], *args: Any, write: bool = False) -> T:
+    """Run a synchronous store function from async code (a command, the console, the doctor):
+    on a worker thread, with a connection of its own, in a write transaction if ``write``.
+    Daemons use :class:`AsyncStore` instead (one thread, group commit)."""
+    def call() -> T:
+        store.connect()
+        try:
+            if write:
+                with store.write():
+                    return fn(*args)
+            return fn(*args)
+        finally:
+            store.close()
+    return await asyncio.to_thread(call)
+
+
+def first_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return text[0] if text else type(exc).__name__
 
@@ -267,7 +283,7 @@ class AsyncStore:
                 if self.unavailable_since is None:
                     self.unavailable_since = time.monotonic()
                     logger.warning("database %s unavailable (%s); retrying",
-                                   mask_url(self.store.url), _first_line(exc))
+                                   mask_url(self.store.url), first_line(exc))
                 try:
                     self.store.db.close()
                 except Exception:  # noqa: BLE001 - the connection is already broken

@@ -12,15 +12,12 @@ from typing import Any
 
 import yaml
 
-from store.errors import DocumentError
-from store.refs import iter_refs
+from wgops.store.errors import DocumentError
+from wgops.store.refs import iter_refs
+from wgops.store.targets import canonical, is_target
 
 NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
 POOL_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$")
-# a public function (no leading underscore, so no dunder) of an absolute module path; whether
-# a worker may run it is its allow-list's call (daemon.allow), checked before any import
-CALLABLE_RE = re.compile(
-    r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z][A-Za-z0-9_]*$")
 KINDS = ("run", "shell", "graph")
 TASK_KEYS = {"run", "shell", "graph", "args", "after", "retries", "retry_delay", "timeout", "pool"}
 GRAPH_KEYS = {"name", "priority", "inputs", "tasks", "outputs", "description"}
@@ -175,10 +172,11 @@ def _task(where: str, tname: Any, raw: Any, base: Path | None,
     task: dict[str, Any] = {"kind": {"run": "python"}.get(kind, kind)}
     if kind == "run":
         target = raw["run"]
-        if not isinstance(target, str) or not CALLABLE_RE.match(target):
+        if not is_target(target):
             raise DocumentError(f"{where}: task {tname!r}: run must be 'module:function', "
                                 f"not {target!r}")
-        task["run"] = target
+        # whether a worker may run it is its allow-list's call, checked before any import
+        task["run"] = canonical(target)
     elif kind == "shell":
         if not isinstance(raw["shell"], str) or not raw["shell"].strip():
             raise DocumentError(f"{where}: task {tname!r}: shell must be a non-empty string")

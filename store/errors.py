@@ -31,3 +31,7 @@ class Unreachable(WgopsError):
 
 class ProtocolError(WgopsError):
     """A broker message is malformed, of an unknown version or too large."""
+
+
+class SupervisorError(WgopsError):
+    """The circus arbiter could not be started, reached or stopped as asked."""

@@ -9,8 +9,9 @@ from typing import Any
 import peewee
 from peewee import fn
 
-from store.errors import NotFound
-from store.models import GRAPH_TERMINAL, TASK_TERMINAL, Graph, Pool, Task, dumps, loads
+from wgops.store.db import Statement, param
+from wgops.store.errors import NotFound
+from wgops.store.models import GRAPH_TERMINAL, TASK_TERMINAL, Graph, Pool, Task, dumps, loads
 
 
 def create_graph(doc: dict[str, Any], *, priority: int | None = None,
@@ -39,6 +40,24 @@ def create_graph(doc: dict[str, Any], *, priority: int | None = None,
     for pool in {row["pool"] for row in rows}:
         Pool.insert(name=pool, max_running=None).on_conflict_ignore().execute()
     return graph
+
+
+_CHILDREN = Statement(lambda: Graph.select(Graph.id).join(
+    Task, on=(Graph.parent_task == Task.id)).where(Task.graph == param("graph")))
+
+
+def tree_ids(root_id: int) -> list[int]:
+    """The graph and every graph nested below it."""
+    ids, frontier = [root_id], [root_id]
+    while frontier:
+        if len(frontier) == 1:
+            children = [row[0] for row in _CHILDREN.execute(graph=frontier[0]).fetchall()]
+        else:
+            children = [g.id for g in Graph.select(Graph.id).join(
+                Task, on=(Graph.parent_task == Task.id)).where(Task.graph.in_(frontier))]
+        ids.extend(children)
+        frontier = children
+    return ids
 
 
 def get_graph(graph_id: int) -> Graph:

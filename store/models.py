@@ -21,7 +21,7 @@ from peewee import (
     TextField,
 )
 
-from store.db import BaseModel
+from wgops.store.db import BaseModel
 
 GRAPH_STATES = ("queued", "running", "paused", "finished", "failed", "killed")
 GRAPH_ACTIVE = ("queued", "running", "paused")
@@ -118,8 +118,9 @@ class Pool(BaseModel):
     max_running = IntegerField(null=True)          # NULL: unlimited
 
 
-class Event(BaseModel):
-    """Append-only log of graph transitions, control actions and terminal task states."""
+class LogEntry(BaseModel):
+    """One row of the event log: a graph transition, a control action or a task's end
+    (``wgops.store.eventlog``; not the broker's events)."""
 
     id = AutoField()
     ts = DoubleField(default=time.time, index=True)
@@ -128,6 +129,9 @@ class Event(BaseModel):
     kind = CharField()
     actor = CharField(null=True)
     data = TextField(null=True)
+
+    class Meta:
+        table_name = "event"
 
 
 class DeadLetter(BaseModel):
@@ -146,5 +150,5 @@ class SchemaVersion(BaseModel):
     applied = DoubleField(default=time.time)
 
 
-MODELS: list[type[peewee.Model]] = [SchemaVersion, Graph, Task, Scheduler, Worker, Pool, Event,
-                                    DeadLetter]
+MODELS: list[type[peewee.Model]] = [SchemaVersion, Graph, Task, Scheduler, Worker, Pool,
+                                    LogEntry, DeadLetter]

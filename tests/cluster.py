@@ -46,7 +46,7 @@ class Cluster:
         log = self.tmp / f"daemon-{len(self.procs)}.log"
         env = {**self.env, **(extra_env or {})}
         with open(log, "wb") as fh:
-            proc = subprocess.Popen([sys.executable, "-m", "console", *args], env=env,
+            proc = subprocess.Popen([sys.executable, "-m", "wgops", *args], env=env,
                                     stdout=fh, stderr=subprocess.STDOUT, cwd=str(ROOT))
         self.procs.append(proc)
         self.logs[proc.pid] = log
@@ -70,7 +70,7 @@ class Cluster:
         return proc
 
     def wait_daemon(self, kind: str, pid: int, timeout: float = 30) -> str:
-        from store.models import Scheduler, Worker
+        from wgops.store.models import Scheduler, Worker
 
         model = Scheduler if kind == "scheduler" else Worker
 
@@ -120,9 +120,9 @@ class Cluster:
     # -- the store and the CLI -----------------------------------------------------------
 
     def db(self, fn: Callable[[], Any]) -> Any:
-        from store.config import Settings
-        from store.db import open_store
-        from store.migrations import migrate
+        from wgops.store.config import Settings
+        from wgops.store.db import open_store
+        from wgops.store.migrations import migrate
 
         settings = Settings.load(env=self.env)
         store = open_store(settings.db_url).connect()
@@ -134,7 +134,7 @@ class Cluster:
 
     def cli(self, *args: str, timeout: float = 60, check: bool = True) \
             -> subprocess.CompletedProcess[str]:
-        proc = subprocess.run([sys.executable, "-m", "console", *args], env=self.env,
+        proc = subprocess.run([sys.executable, "-m", "wgops", *args], env=self.env,
                               capture_output=True, text=True, timeout=timeout, cwd=str(ROOT))
         if check and proc.returncode != 0:
             raise AssertionError(f"wgops {' '.join(args)} exited {proc.returncode}:\n"
@@ -155,7 +155,7 @@ class Cluster:
         return json.loads(self.cli("graph", "show", str(graph_id), "--json").stdout)
 
     def state(self, graph_id: int) -> str:
-        from store.models import Graph
+        from wgops.store.models import Graph
 
         return self.db(lambda: Graph.get_by_id(graph_id).state)
 
@@ -168,11 +168,11 @@ class Cluster:
     def tasks(self, graph_id: int) -> dict[str, dict[str, Any]]:
         """The graph's tasks as ``wgops graph show --json`` gives them, read in-process (fast
         enough to poll, unlike a CLI subprocess on a loaded machine)."""
-        from store.graphs import show_graph
+        from wgops.store.graphs import show_graph
 
         return {t["name"]: t for t in self.db(lambda: show_graph(graph_id))["tasks"]}
 
     def owner(self, graph_id: int) -> str | None:
-        from store.models import Graph
+        from wgops.store.models import Graph
 
         return self.db(lambda: Graph.get_by_id(graph_id).scheduler)

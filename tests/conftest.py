@@ -57,7 +57,7 @@ def wgops_env(tmp_path: Path, namespace: str, monkeypatch: pytest.MonkeyPatch) -
         "WGOPS_HOME": str(home),
         "WGOPS_NAMESPACE": namespace,
         "WGOPS_BROKER_URL": "amqp://guest:guest@127.0.0.1:5672/",
-        "WGOPS_ALLOW": "examples.tasks:*,tests.tasks:*",
+        "WGOPS_ALLOW": "wgops.examples.tasks:*,tests.tasks:*",
         "WGOPS_SHELL": "on",
         "WGOPS_HEARTBEAT": "0.5",
         "WGOPS_STALE_AFTER": "2.5",
@@ -117,7 +117,7 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 def wgops(*args: str, env: dict[str, str] | None = None, input: str | None = None,
           timeout: float = 60, check: bool = False) -> subprocess.CompletedProcess[str]:
     """Run the real ``wgops`` command line in a subprocess."""
-    proc = subprocess.run([sys.executable, "-m", "console", *args], env=env, input=input,
+    proc = subprocess.run([sys.executable, "-m", "wgops", *args], env=env, input=input,
                           capture_output=True, text=True, timeout=timeout, cwd=str(ROOT))
     if check and proc.returncode != 0:
         raise AssertionError(f"wgops {' '.join(args)} exited {proc.returncode}:\n"

@@ -172,7 +172,7 @@ def test_taskdone_for_unknown_graph_and_task_changes_nothing(cluster: Cluster) -
 
 # -- the allow-list -------------------------------------------------------------------------------
 
-REFUSED_BY_VALIDATION = ["acc.x:__class__", ".relative:func", "examples.tasks:__import__",
+REFUSED_BY_VALIDATION = ["acc.x:__class__", ".relative:func", "wgops.examples.tasks:__import__",
                          "tests.tasks:_private", "os:", "a b:c"]
 REFUSED_BY_WORKERS = ["builtins:eval", "os:system", "subprocess:run", "sneaky:run",
                       "importlib:import_module", "tests.tasks:Path"]
@@ -236,7 +236,7 @@ def test_forged_run_messages_bypassing_validation_never_run(cluster: Cluster,
               ("python", "os:system", {"command": f"touch {touched}"}),
               ("python", "subprocess:run", {"args": ["touch", str(touched)]}),
               ("python", "acc.x:__class__", {}), ("python", ".relative:func", {}),
-              ("python", "examples.tasks:__import__", {"name": "os"}),
+              ("python", "wgops.examples.tasks:__import__", {"name": "os"}),
               ("python", "sneaky:run", {}), ("python", "tests.tasks:_private", {}),
               ("shell", f"touch {touched}", {})]
     gid = cluster.submit({"name": "forged", "tasks": {
@@ -383,11 +383,11 @@ def test_credentials_never_appear_in_logs_status_cli_events_or_store(
         cluster.stop(s)
     finally:
         finish()
-    from store.models import DeadLetter, Event, Graph, Scheduler, Task, Worker
+    from wgops.store.models import DeadLetter, Graph, LogEntry, Scheduler, Task, Worker
 
     def stored() -> list[str]:
         texts: list[str] = []
-        for model in (Event, DeadLetter, Graph, Task, Scheduler, Worker):
+        for model in (LogEntry, DeadLetter, Graph, Task, Scheduler, Worker):
             texts += [json.dumps(row, default=str) for row in model.select().dicts()]
         return texts
     rows = cluster.db(stored)
@@ -404,4 +404,4 @@ def test_credentials_never_appear_in_logs_status_cli_events_or_store(
 def _wgops() -> list[str]:
     import sys
 
-    return [sys.executable, "-m", "console"]
+    return [sys.executable, "-m", "wgops"]

@@ -9,9 +9,9 @@ from typing import Any
 import aiormq
 import pytest
 
-from daemon.broker import Broker
-from daemon.protocol import RunTask
-from store.config import Settings
+from wgops.daemon.broker import Broker
+from wgops.daemon.protocol import RunTask
+from wgops.store.config import Settings
 
 
 def _task(i: int) -> RunTask:
@@ -84,7 +84,7 @@ async def test_unroutable_mandatory_publish_and_closed_channel(broker: Broker) -
 async def test_events_are_written_in_batches_in_order_with_their_topics(broker: Broker) -> None:
     """More events than one batch, and one larger than a frame: all arrive, in order, each
     under its own routing key, and one socket write carries many of them."""
-    from daemon.broker import EVENT_BATCH, event
+    from wgops.daemon.broker import EVENT_BATCH, event
 
     channel = await broker.new_channel(prefetch=2000)
     queue = await channel.declare_queue("", exclusive=True)
@@ -118,8 +118,8 @@ async def test_events_are_written_in_batches_in_order_with_their_topics(broker: 
 async def test_task_ends_of_one_loop_turn_travel_as_one_message(broker: Broker) -> None:
     """The notifier joins the completions of a turn per owner; a lone one stays a TaskDone;
     each waiter returns once its message is confirmed; a failed publish fails its waiters."""
-    from daemon.notify import Notifier
-    from daemon.protocol import TaskDone, TasksDone, decode
+    from wgops.daemon.notify import Notifier
+    from wgops.daemon.protocol import TaskDone, TasksDone, decode
 
     owners = {o: broker.names.scheduler(o) for o in ("s1", "s2")}
     for queue in owners.values():
@@ -153,8 +153,8 @@ async def test_task_ends_of_one_loop_turn_travel_as_one_message(broker: Broker) 
 
 
 def test_a_batch_of_task_ends_has_a_size_limit_and_round_trips() -> None:
-    from daemon.protocol import MAX_DONE_ITEMS, TaskDone, TasksDone, decode
-    from store.errors import ProtocolError
+    from wgops.daemon.protocol import MAX_DONE_ITEMS, TaskDone, TasksDone, decode
+    from wgops.store.errors import ProtocolError
 
     ends = [TaskDone(task=i, graph=2, state="queued" if i % 2 else "finished", attempt=1,
                      worker="w", not_before=5.0 if i % 2 else None) for i in range(3)]
@@ -174,8 +174,8 @@ def test_event_frames_are_the_bytes_pamqp_makes() -> None:
     from pamqp.body import ContentBody
     from pamqp.header import ContentHeader
 
-    from daemon.broker import EVENT_PROPERTIES
-    from daemon.transport import publish_frames
+    from wgops.daemon.broker import EVENT_PROPERTIES
+    from wgops.daemon.transport import publish_frames
 
     items = [("task.finished", b'{"type":"event"}'), ("graph.fini\u00e9", b"x" * 2500),
              ("a" * 255, b"")]

@@ -8,8 +8,14 @@ from typing import Any
 
 import pytest
 
-from store.config import DEFAULT_ALLOW, DEFAULT_BROKER_URL, Settings, default_config_text, mask_url
-from store.errors import ConfigError
+from wgops.store.config import (
+    DEFAULT_ALLOW,
+    DEFAULT_BROKER_URL,
+    Settings,
+    default_config_text,
+    mask_url,
+)
+from wgops.store.errors import ConfigError
 
 
 @pytest.fixture

@@ -12,17 +12,18 @@ from pathlib import Path
 
 import pytest
 
-from console.app import WgopsApp
-from console.data.events import EventBuffer, parse_event
-from console.data.model import EventRow, GraphQuery
-from console.scene import SceneBackend, use_utc
-from console.screens.dialogs import ConfirmScreen, HelpScreen, PickScreen, SubmitScreen
-from console.screens.graph import GraphScreen
-from console.screens.main import MainScreen
-from console.screens.task import TaskScreen
-from console.screenshots import settle
-from console.widgets.graphs import GraphsTable
-from console.widgets.tasks import TasksTable
+from wgops.console.app import WgopsApp
+from wgops.console.data.events import EventBuffer, parse_event
+from wgops.console.data.model import EventRow, GraphQuery
+from wgops.console.messages import OpenTask
+from wgops.console.scene import SceneBackend, use_utc
+from wgops.console.screens.dialogs import ConfirmScreen, HelpScreen, PickScreen, SubmitScreen
+from wgops.console.screens.graph import GraphScreen
+from wgops.console.screens.main import MainScreen
+from wgops.console.screens.task import TaskScreen
+from wgops.console.screenshots import settle
+from wgops.console.widgets.graphs import GraphsTable
+from wgops.console.widgets.tasks import TasksTable
 
 ROOT = Path(__file__).resolve().parent.parent
 SIZE = (160, 46)
@@ -102,7 +103,7 @@ async def test_task_detail_shows_the_traceback(scene: SceneBackend) -> None:
     app = WgopsApp(scene, live=False)
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
-        app.open_task(18, "relax")
+        app.post_message(OpenTask(18, "relax"))
         await settle(pilot)
         assert isinstance(app.screen, TaskScreen) and app.screen.detail is not None
         assert "SCF did not converge" in app.screen.detail["error"]["traceback"]

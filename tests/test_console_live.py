@@ -14,14 +14,14 @@ from typing import Any
 
 import pytest
 
-from console.app import WgopsApp
-from console.data.backend import LiveBackend
-from console.screens.dialogs import ConfirmScreen, PickScreen
-from console.screens.main import MainScreen
-from console.widgets.graphs import GraphsTable
-from store.config import Settings
-from store.db import Store
 from tests.cluster import Cluster
+from wgops.console.app import WgopsApp
+from wgops.console.data.backend import LiveBackend
+from wgops.console.screens.dialogs import ConfirmScreen, PickScreen
+from wgops.console.screens.main import MainScreen
+from wgops.console.widgets.graphs import GraphsTable
+from wgops.store.config import Settings
+from wgops.store.db import Store
 
 SIZE = (160, 46)
 

@@ -11,9 +11,9 @@ import pytest
 
 from bench.console_load import measure
 from bench.load import GRAPHS, RATE, seed
-from store.config import Settings
-from store.db import Store
-from store.migrations import migrate
+from wgops.store.config import Settings
+from wgops.store.db import Store
+from wgops.store.migrations import migrate
 
 
 @pytest.mark.slow

@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from console.app import WgopsApp
-from console.scene import SceneBackend, use_utc
-from console.screenshots import SHOTS, SIZE
+from wgops.console.app import WgopsApp
+from wgops.console.scene import SceneBackend, use_utc
+from wgops.console.screenshots import SHOTS, SIZE
 
 
 @pytest.mark.parametrize("name", list(SHOTS))

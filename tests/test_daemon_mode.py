@@ -307,8 +307,8 @@ def test_managed_broker(installation: Installation, tmp_path: Path) -> None:
 
 
 def test_generated_configuration(tmp_path: Path) -> None:
-    from daemon.supervisor import Layout, Plan, daemon_command, render_ini
-    from store.config import Settings
+    from wgops.daemon.circus_config import Layout, Plan, daemon_command, render_ini
+    from wgops.store.config import Settings
 
     settings = Settings(home=tmp_path / "h", grace=7)
     layout = Layout(settings.home)
@@ -317,7 +317,7 @@ def test_generated_configuration(tmp_path: Path) -> None:
     assert f"endpoint = ipc://{layout.dir}/endpoint.sock" in ini
     assert "graceful_timeout = 17.0" in ini and "stop_signal = TERM" in ini
     assert "numprocesses = 2" in ini and "numprocesses = 3" in ini
-    assert "use = daemon.flapping.CrashLoopGuard" in ini
+    assert "use = wgops.daemon.flapping.CrashLoopGuard" in ini
     assert f"stdout_stream.filename = {layout.logs}/worker.log" in ini
     assert "stdout_stream.max_bytes" in ini and "stdout_stream.backup_count" in ini
     assert "--slots 5 --pool a --pool b 2>&1" in daemon_command("/p", "worker", Plan(1, 1, 5,

@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 import yaml
 
-from store.document import load_document, normalise, parse_overrides
-from store.errors import DocumentError
-from store.refs import substitute
+from wgops.store.document import load_document, normalise, parse_overrides
+from wgops.store.errors import DocumentError
+from wgops.store.refs import substitute
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = sorted([*ROOT.glob("examples/*.yaml"), *ROOT.glob("examples/*.json")])
@@ -25,7 +25,7 @@ def doc(**tasks: Any) -> dict[str, Any]:
     return {"name": "g", "tasks": tasks}
 
 
-def run(target: str = "examples.tasks:noop", **extra: Any) -> dict[str, Any]:
+def run(target: str = "wgops.examples.tasks:noop", **extra: Any) -> dict[str, Any]:
     return {"run": target, **extra}
 
 
@@ -86,7 +86,7 @@ def test_unknown_after_target() -> None:
 
 @pytest.mark.parametrize("spec,has", [
     ({"args": {}}, "has none"),
-    ({"run": "examples.tasks:noop", "shell": "true"}, "has run and shell"),
+    ({"run": "wgops.examples.tasks:noop", "shell": "true"}, "has run and shell"),
     ({"shell": "true", "graph": {"name": "c", "tasks": {"x": run()}}}, "has shell and graph"),
 ])
 def test_exactly_one_of_run_shell_graph(spec: dict[str, Any], has: str) -> None:
@@ -249,7 +249,7 @@ def test_normal_form_has_defaults() -> None:
     normal = normalise({"name": "g", "tasks": {"a": run(), "s": {"shell": "true"}}}, "g.yaml")
     assert normal["priority"] == 0 and normal["inputs"] == {} and normal["outputs"] == {}
     a = normal["tasks"]["a"]
-    assert a == {"kind": "python", "run": "examples.tasks:noop", "args": {}, "after": [],
+    assert a == {"kind": "python", "run": "wgops.examples.tasks:noop", "args": {}, "after": [],
                  "retries": 0, "retry_delay": 0.0, "timeout": None, "pool": "default",
                  "deps": []}
     assert normal["tasks"]["s"]["kind"] == "shell"

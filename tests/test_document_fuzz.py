@@ -14,8 +14,8 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from store.document import normalise, parse_overrides, parse_text
-from store.errors import DocumentError
+from wgops.store.document import normalise, parse_overrides, parse_text
+from wgops.store.errors import DocumentError
 
 FAST = settings(max_examples=300, deadline=None, database=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
@@ -26,7 +26,8 @@ REFS = st.builds(lambda head, path: "${" + ".".join([head, *path]) + "}", NAMES,
                  st.lists(st.sampled_from(["k", "0", "", "inputs", "a"]), max_size=3))
 SCALARS = st.one_of(st.none(), st.booleans(), st.integers(-5, 20),
                     st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=12),
-                    NAMES, REFS, st.sampled_from(["examples.tasks:noop", "m:f", "a.b:c", ":"]))
+                    NAMES, REFS,
+                    st.sampled_from(["wgops.examples.tasks:noop", "m:f", "a.b:c", ":"]))
 KEYS = st.one_of(NAMES, st.sampled_from(["name", "priority", "inputs", "tasks", "outputs",
                                          "run", "shell", "graph", "args", "after", "retries",
                                          "retry_delay", "timeout", "pool", "description"]),
@@ -58,7 +59,7 @@ def test_random_graph_shaped(top: dict[Any, Any], tasks: dict[Any, Any]) -> None
 
 
 TASK = st.fixed_dictionaries(
-    {"run": st.just("examples.tasks:noop")},
+    {"run": st.just("wgops.examples.tasks:noop")},
     optional={"args": st.dictionaries(st.sampled_from(["x", "y"]), st.one_of(REFS, SCALARS),
                                       max_size=2),
               "after": st.lists(NAMES, max_size=3), "retries": SCALARS, "timeout": SCALARS,
@@ -75,12 +76,12 @@ def test_random_wiring(tasks: dict[str, Any]) -> None:
 VALID = {
     "name": "bands", "priority": 3, "inputs": {"structure": "Si"},
     "tasks": {
-        "relax": {"run": "examples.tasks:relax", "args": {"structure": "${inputs.structure}"},
+        "relax": {"run": "wgops.examples.tasks:relax", "args": {"structure": "${inputs.structure}"},
                   "retries": 2},
-        "scf": {"run": "examples.tasks:scf", "args": {"structure": "${relax.structure}"}},
+        "scf": {"run": "wgops.examples.tasks:scf", "args": {"structure": "${relax.structure}"}},
         "report": {"shell": "echo ${scf.energy}"},
         "bands": {"graph": {"name": "sub", "tasks": {
-            "b": {"run": "examples.tasks:bands", "args": {"density": "${inputs.density}"}}}},
+            "b": {"run": "wgops.examples.tasks:bands", "args": {"density": "${inputs.density}"}}}},
             "args": {"density": "${scf.density}"}, "after": ["report"]},
     },
     "outputs": {"bands": "${bands.bands}"},

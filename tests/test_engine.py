@@ -214,7 +214,7 @@ def test_kill_a_graph_whose_scheduler_is_dead(cluster: Cluster, tmp_path: Path) 
     assert shown["state"] == "killed"
     assert {t["state"] for t in shown["tasks"]} == {"killed"}
     # the running task is cancelled on its worker (its slot is free again quickly)
-    from store.models import Worker
+    from wgops.store.models import Worker
 
     wait_for(lambda: cluster.db(lambda: Worker.get().busy) == 0, 10, what="slot freed")
     assert time.monotonic() - start < 10
@@ -240,7 +240,7 @@ def test_reassign_between_live_schedulers(cluster: Cluster) -> None:
     shown = cluster.wait_graph(gid)
     assert shown["state"] == "finished" and shown["scheduler"] == sid2
     assert all(t["attempts"] == 1 for t in shown["tasks"])
-    from store.models import Event
+    from wgops.store.models import Event
 
     kinds = cluster.db(lambda: [e.kind for e in Event.select().where(Event.graph == gid)])
     assert "graph.reassigned" in kinds
@@ -318,7 +318,7 @@ async def test_malformed_messages_are_dead_lettered(cluster: Cluster, body: byte
               f"{ns}.worker.{wid}"]
     for queue in queues:
         await _publish_raw(cluster.env, queue, body)
-    from store.models import DeadLetter
+    from wgops.store.models import DeadLetter
 
     rows = wait_for(lambda: cluster.db(lambda: list(DeadLetter.select())) if cluster.db(
         lambda: DeadLetter.select().count()) >= len(queues) else None, 20, what="dead letters")

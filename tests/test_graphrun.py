@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 
-from daemon.graphrun import GraphRun
-from store.transitions import GraphRow, TaskRow
+from wgops.daemon.graphrun import GraphRun
+from wgops.store.loading import GraphRow, TaskRow
 
 
 def row(deps: dict[str, list[str]], states: dict[str, str] | None = None) -> GraphRow:

@@ -120,7 +120,7 @@ def starts_and_ends(log: Path) -> tuple[Counter[str], Counter[str]]:
 
 
 def task_rows(cluster: Cluster, gid: int) -> dict[str, Any]:
-    from store.models import Task
+    from wgops.store.models import Task
 
     return cluster.db(lambda: {t.name: t for t in Task.select().where(Task.graph == gid)})
 
@@ -200,7 +200,7 @@ class BrokerOutage:
 
 
 def finished_events(cluster: Cluster, gids: list[int]) -> Counter[int]:
-    from store.models import Event
+    from wgops.store.models import Event
 
     return cluster.db(lambda: Counter(e.task for e in Event.select().where(
         Event.graph.in_(gids), Event.kind == "task.finished")))
@@ -298,7 +298,7 @@ def run_through_fault(cluster: Cluster, log: Path, fault: Any) -> dict[str, floa
 def test_sqlite_locked_for_three_seconds_mid_run(cluster: Cluster, tmp_path: Path) -> None:
     import sys
 
-    from store.config import Settings
+    from wgops.store.config import Settings
 
     path = Settings.load(env=cluster.env).db_url.removeprefix("sqlite:///")
 

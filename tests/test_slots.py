@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from daemon.slots import SlotPool, TaskFailed
+from wgops.daemon.slots import SlotPool, TaskFailed
 
 ROOT = str(Path(__file__).resolve().parent.parent)
 

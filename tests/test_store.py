@@ -14,13 +14,13 @@ from typing import Any
 
 import pytest
 
-from store import control
-from store.db import Store
-from store.document import normalise
-from store.errors import Conflict, NotFound, Unreachable
-from store.graphs import create_graph, list_graphs, show_graph
-from store.migrations import available, current_version, latest, migrate
-from store.models import Event, Graph, Pool, Scheduler, SchemaVersion, Task, dumps
+from wgops.store import control
+from wgops.store.db import Store
+from wgops.store.document import normalise
+from wgops.store.errors import Conflict, NotFound, Unreachable
+from wgops.store.graphs import create_graph, list_graphs, show_graph
+from wgops.store.migrations import available, current_version, latest, migrate
+from wgops.store.models import Graph, LogEntry, Pool, Scheduler, SchemaVersion, Task, dumps
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -29,11 +29,11 @@ SHOW_KEYS = {"id", "name", "state", "priority", "scheduler", "parent", "outputs"
 TASK_KEYS = {"name", "state", "attempts", "worker", "started", "finished", "result", "error"}
 
 DOC = normalise({"name": "bands", "priority": 4, "inputs": {"structure": "Si"}, "tasks": {
-    "relax": {"run": "examples.tasks:relax", "args": {"structure": "${inputs.structure}"}},
-    "scf": {"run": "examples.tasks:scf", "args": {"structure": "${relax.structure}"}},
+    "relax": {"run": "wgops.examples.tasks:relax", "args": {"structure": "${inputs.structure}"}},
+    "scf": {"run": "wgops.examples.tasks:scf", "args": {"structure": "${relax.structure}"}},
     "report": {"shell": "echo ${scf.energy}", "pool": "io"},
     "bands": {"graph": {"name": "sub", "tasks": {
-        "b": {"run": "examples.tasks:bands", "args": {"density": "${inputs.density}"}}}},
+        "b": {"run": "wgops.examples.tasks:bands", "args": {"density": "${inputs.density}"}}}},
         "args": {"density": "${scf.density}"}},
 }}, "test")
 CHILD = DOC["tasks"]["bands"]["graph"]
@@ -203,7 +203,7 @@ def test_pause_and_play(store: Store) -> None:
     assert Graph.get_by_id(child.id).state == "paused"         # the whole tree pauses
     assert control.play(store, g.id).state == "running"        # owned: back to running
     assert Graph.get_by_id(child.id).state == "running"
-    kinds = [e.kind for e in Event.select().where(Event.graph == g.id).order_by(Event.id)]
+    kinds = [e.kind for e in LogEntry.select().where(LogEntry.graph == g.id).order_by(LogEntry.id)]
     assert kinds == ["graph.paused", "graph.paused", "graph.played", "graph.paused",
                      "graph.played"]
 
@@ -272,7 +272,7 @@ def test_reassign(store: Store) -> None:
     moved, old = control.reassign(store, g.id, "s2", stale_after=5)
     assert (moved.scheduler, old, moved.epoch) == ("s2", "s1", epoch + 1)
     assert Graph.get_by_id(child.id).scheduler == "s2"
-    event = Event.get(Event.graph == g.id, Event.kind == "graph.reassigned")
+    event = LogEntry.get(LogEntry.graph == g.id, LogEntry.kind == "graph.reassigned")
     assert json.loads(event.data) == {"from": "s1", "to": "s2"}
     control.kill(store, g.id)
     with pytest.raises(Conflict, match="only a live graph"):
@@ -304,8 +304,8 @@ def test_pools(store: Store) -> None:
 
 RACER = r"""
 import json, sys
-from store.db import Store
-from store.models import Task
+from wgops.store.db import Store
+from wgops.store.models import Task
 store = Store(sys.argv[1]).connect()
 ids = json.loads(sys.argv[2])
 store.db.execute_sql("SELECT 1")
@@ -325,7 +325,7 @@ print(json.dumps(won))
 
 def test_concurrent_conditional_updates_exactly_one_wins(store: Store, db_url: str) -> None:
     graph = submit(store, normalise({"name": "race", "tasks": {
-        f"t{i}": {"run": "examples.tasks:noop"} for i in range(300)}}, "race"))
+        f"t{i}": {"run": "wgops.examples.tasks:noop"} for i in range(300)}}, "race"))
     Task.update(state="queued").where(Task.graph == graph.id).execute()
     ids = [t.id for t in Task.select(Task.id).where(Task.graph == graph.id).order_by(Task.id)]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
@@ -368,7 +368,7 @@ def shuffled(ids: list[int], seed: int) -> list[int]:
 async def test_async_store_group_commit_isolates_failures(db_url: str) -> None:
     import asyncio
 
-    from store.db import AsyncStore
+    from wgops.store.db import AsyncStore
 
     setup = Store(db_url).connect()
     migrate(setup)
@@ -410,42 +410,42 @@ def test_times_keep_sub_second_precision(store: Store) -> None:
 
 def test_finish_commits_logs_and_names_the_owner_or_refuses_a_superseded_attempt(
         store: Store) -> None:
-    from store import transitions as tx
+    from wgops.store import execution
 
     g = submit(store, owner="s1", state="running")
     ids = {t.name: t.id for t in Task.select().where(Task.graph == g.id)}
     Task.update(state="running", attempts=1, worker="w1").where(
         Task.id.in_([ids["relax"], ids["scf"], ids["report"]])).execute()
     with store.write():
-        owner = tx.finish(ids["relax"], 1, "w1", "finished", '{"e": 1}', None, None, 123.5)
+        owner = execution.finish(ids["relax"], 1, "w1", "finished", '{"e": 1}', None, None, 123.5)
     assert owner == "s1"
     relax = Task.get_by_id(ids["relax"])
     assert (relax.state, relax.result, relax.finished) == ("finished", '{"e": 1}', 123.5)
-    events = list(Event.select().where(Event.task == ids["relax"]))
+    events = list(LogEntry.select().where(LogEntry.task == ids["relax"]))
     assert [(e.kind, e.graph, e.actor) for e in events] == [("task.finished", g.id, "w1")]
 
     error = {"type": "ValueError", "message": "bad", "traceback": None}
     with store.write():
-        assert tx.finish(ids["scf"], 1, "w1", "failed", None, error, None, 124.0) == "s1"
+        assert execution.finish(ids["scf"], 1, "w1", "failed", None, error, None, 124.0) == "s1"
     scf = Task.get_by_id(ids["scf"])
     assert scf.state == "failed" and json.loads(scf.error) == error
     # a superseded attempt (another worker, or an older attempt) changes nothing
     with store.write():
-        assert tx.finish(ids["report"], 1, "w2", "finished", "1", None, None, 125.0) is False
-        assert tx.finish(ids["report"], 0, "w1", "finished", "1", None, None, 125.0) is False
+        assert execution.finish(ids["report"], 1, "w2", "finished", "1", None, None, 125.0) is False
+        assert execution.finish(ids["report"], 0, "w1", "finished", "1", None, None, 125.0) is False
     assert Task.get_by_id(ids["report"]).state == "running"
-    assert not Event.select().where(Event.task == ids["report"]).exists()
+    assert not LogEntry.select().where(LogEntry.task == ids["report"]).exists()
     # an unowned graph (handed back) still records the outcome; no owner to tell
     Graph.update(scheduler=None).where(Graph.id == g.id).execute()
     with store.write():
-        assert tx.finish(ids["report"], 1, "w1", "finished", "1", None, None, 126.0) is None
+        assert execution.finish(ids["report"], 1, "w1", "finished", "1", None, None, 126.0) is None
     assert Task.get_by_id(ids["report"]).state == "finished"
     # a retry puts the task back in the queue, with no terminal event
     Task.update(state="running", attempts=2, worker="w1").where(Task.id == ids["relax"]).execute()
     with store.write():
-        assert tx.finish(ids["relax"], 2, "w1", "queued", None, error, 130.0, 127.0) is None
+        assert execution.finish(ids["relax"], 2, "w1", "queued", None, error, 130.0, 127.0) is None
     assert Task.get_by_id(ids["relax"]).state == "queued"
-    assert Event.select().where(Event.task == ids["relax"]).count() == 1
+    assert LogEntry.select().where(LogEntry.task == ids["relax"]).count() == 1
 
 
 # -- the scheduler's writes in fewer statements (RETURNING where the database has it) ----------
@@ -464,19 +464,19 @@ def caps(request: pytest.FixtureRequest, store: Store, monkeypatch: pytest.Monke
 
 def _wide(n: int, pool: str = "default") -> dict[str, Any]:
     return normalise({"name": "wide", "tasks": {
-        f"t{k}": {"run": "examples.tasks:relax", "pool": pool} for k in range(n)}}, "test")
+        f"t{k}": {"run": "wgops.examples.tasks:relax", "pool": pool} for k in range(n)}}, "test")
 
 
 def test_dispatch_queues_each_task_with_its_own_arguments(store: Store, caps: str) -> None:
-    from store import transitions as tx
+    from wgops.store import scheduling
 
-    n = tx.QUEUE_CHUNK + 7                       # two chunks
+    n = scheduling.QUEUE_CHUNK + 7                       # two chunks
     g = submit(store, _wide(n), owner="s1", state="running")
     ids = [t.id for t in Task.select(Task.id).where(Task.graph == g.id).order_by(Task.id)]
     set_tasks(g, t3="running")                   # no longer waiting: not queued again
     items = [(tid, "default", dumps({"k": k})) for k, tid in enumerate(ids)]
     with store.write():
-        owned, queued, held = tx.dispatch(g.id, "s1", g.epoch, items, 50.0)
+        owned, queued, held = scheduling.dispatch(g.id, "s1", g.epoch, items, 50.0)
     assert owned and not held
     assert sorted(queued) == sorted(ids[:3] + ids[4:])
     rows = {t.id: t for t in Task.select().where(Task.graph == g.id)}
@@ -490,16 +490,16 @@ def test_dispatch_queues_each_task_with_its_own_arguments(store: Store, caps: st
     g2 = submit(store, _wide(5), owner="s1", state="running")
     ids2 = [t.id for t in Task.select(Task.id).where(Task.graph == g2.id)]
     with store.write():
-        assert tx.dispatch(g2.id, "s2", g2.epoch, [(t, "default", "{}") for t in ids2],
+        assert scheduling.dispatch(g2.id, "s2", g2.epoch, [(t, "default", "{}") for t in ids2],
                            51.0) == (False, [], {})
-        owned, queued, _ = tx.dispatch(g2.id, "s1", g2.epoch,
+        owned, queued, _ = scheduling.dispatch(g2.id, "s1", g2.epoch,
                                        [(t, "default", "{}") for t in ids2], 51.0)
     assert owned and sorted(queued) == sorted(ids2)
     assert {t.args for t in Task.select().where(Task.graph == g2.id)} == {"{}"}
 
 
 def test_dispatch_holds_back_what_a_pool_cap_has_no_room_for(store: Store, caps: str) -> None:
-    from store import transitions as tx
+    from wgops.store import scheduling
 
     g = submit(store, _wide(5, "gpu"), owner="s1", state="running")
     Pool.update(max_running=3).where(Pool.name == "gpu").execute()
@@ -507,57 +507,59 @@ def test_dispatch_holds_back_what_a_pool_cap_has_no_room_for(store: Store, caps:
     set_tasks(g, t0="running")                    # one of the three already taken
     items = [(tid, "gpu", "{}") for tid in ids[1:]]
     with store.write():
-        owned, queued, held = tx.dispatch(g.id, "s1", g.epoch, items, 60.0)
+        owned, queued, held = scheduling.dispatch(g.id, "s1", g.epoch, items, 60.0)
     assert owned and sorted(queued) == ids[1:3] and sorted(held) == ids[3:]
     assert held[ids[3]] == "pool gpu at its cap (3/3 running or queued)"
     assert Task.get_by_id(ids[4]).waiting_for == held[ids[4]]
-    assert tx.pool_room("gpu") == (3, 3)
-    assert tx.pool_room("nowhere") == (None, 0)
+    assert scheduling.pool_room("gpu") == (3, 3)
+    assert scheduling.pool_room("nowhere") == (None, 0)
 
 
 def test_completing_a_nested_graph_finishes_its_task(store: Store, caps: str) -> None:
-    from store import transitions as tx
+    from wgops.store import scheduling
 
     parent = submit(store, owner="s1", state="running")
     child = nest(store, parent)
     set_tasks(parent, bands="running")
     with store.write():
-        assert not tx.complete_graph(child.id, "s2", child.epoch, "finished", {}, None, 70.0)
-        assert tx.complete_graph(child.id, "s1", child.epoch, "finished", {"x": 1}, None, 70.0)
+        assert not scheduling.complete_graph(child.id, "s2", child.epoch, "finished", {}, None,
+                                             70.0)
+        assert scheduling.complete_graph(child.id, "s1", child.epoch, "finished", {"x": 1}, None,
+                                         70.0)
     task = Task.get(Task.graph == parent.id, Task.name == "bands")
     assert (task.state, json.loads(task.result), task.finished) == ("finished", {"x": 1}, 70.0)
     assert Graph.get_by_id(child.id).state == "finished"
     with store.write():                      # a root graph has no task to finish
-        assert tx.complete_graph(parent.id, "s1", parent.epoch, "failed", None,
+        assert scheduling.complete_graph(parent.id, "s1", parent.epoch, "failed", None,
                                  {"type": "GraphFailed", "message": "x", "traceback": None}, 71.0)
     assert Graph.get_by_id(parent.id).state == "failed"
 
 
 def test_claim_and_load_in_one_transaction(store: Store) -> None:
-    from store import transitions as tx
+    from wgops.store import loading
 
     g = submit(store)
     with store.write():
-        rows = tx.claim_and_load(g.id, "s1", 80.0)
+        rows = loading.claim_and_load(g.id, "s1", 80.0)
     assert rows is not None and [r.id for r in rows] == [g.id]
-    assert rows == tx.load_tree(g.id, "s1")
+    assert rows == loading.load_tree(g.id, "s1")
     assert {t.name for t in rows[0].tasks} == {"relax", "scf", "report", "bands"}
     with store.write():
-        assert tx.claim_and_load(g.id, "s2", 81.0) is None        # already owned
+        assert loading.claim_and_load(g.id, "s2", 81.0) is None        # already owned
     assert Graph.get_by_id(g.id).scheduler == "s1"
 
 
 def test_spawned_child_is_returned_as_load_tree_reads_it(store: Store) -> None:
-    from store import transitions as tx
+    from wgops.store import loading, scheduling
 
     g = submit(store, owner="s1", state="running")
     task = Task.get(Task.graph == g.id, Task.name == "bands")
     with store.write():
-        assert tx.spawn_child(g.id, "s2", g.epoch, task.id, CHILD, {"density": 2}, 4, g.id, 0,
-                              90.0) is None                           # not its owner
-        row = tx.spawn_child(g.id, "s1", g.epoch, task.id, CHILD, {"density": 2}, 4, g.id, 0,
-                             90.0)
+        assert scheduling.spawn_child(g.id, "s2", g.epoch, task.id, CHILD, {"density": 2}, 4,
+                                      g.id, 0, 90.0) is None          # not its owner
+        row = scheduling.spawn_child(g.id, "s1", g.epoch, task.id, CHILD, {"density": 2}, 4,
+                                     g.id, 0, 90.0)
     assert row is not None
-    assert [row] == tx.load_tree(row.id, "s1")
+    assert [row] == loading.load_tree(row.id, "s1")
     assert row.inputs == {"density": 2} and row.parent_task == task.id and row.depth == 1
     assert Task.get_by_id(task.id).state == "running"

@@ -1,4 +1,5 @@
-"""The ``wgops`` command line. Each command group lives in its own module of this package.
+"""The ``wgops`` command line: one module per command group, registered on the root group of
+:mod:`wgops.console.cli.base`.
 
 Errors are one line on stderr and an exit code (DESIGN §6): 2 bad usage or invalid input,
 3 broker or database unreachable, 1 a ``--wait`` that ended in another state than finished,
@@ -7,95 +8,16 @@ Errors are one line on stderr and an exit code (DESIGN §6): 2 bad usage or inva
 
 from __future__ import annotations
 
-import asyncio
-import logging
 import sys
-from collections.abc import Coroutine
-from typing import Any, TypeVar
 
 import click
 
-from store.config import Settings
-from store.db import Store, open_store
-from store.errors import WgopsError
-
-T = TypeVar("T")
-INTERNAL_ERROR = 4
-
-
-class AppContext:
-    """What every command needs: settings (loaded once, lazily) and the store."""
-
-    def __init__(self, debug: bool, home: str | None):
-        self.debug = debug
-        self.home = home
-        self._settings: Settings | None = None
-
-    @property
-    def settings(self) -> Settings:
-        if self._settings is None:
-            self._settings = Settings.load(home=self.home)
-        return self._settings
-
-    def store(self, migrate: bool = True) -> Store:
-        from store.migrations import migrate as run_migrations
-
-        store = open_store(self.settings.db_url).connect()
-        if migrate:
-            run_migrations(store)
-        return store
-
-    def run(self, coro: Coroutine[Any, Any, T]) -> T:
-        return asyncio.run(coro)
-
-
-def fail(message: str, code: int = 2) -> "click.exceptions.Exit":
-    click.echo(f"wgops: error: {message}", err=True)
-    return click.exceptions.Exit(code)
-
-
-class Group(click.Group):
-    """Turns every error into one line and an exit code."""
-
-    def invoke(self, ctx: click.Context) -> Any:
-        debug = "--debug" in sys.argv
-        try:
-            return super().invoke(ctx)
-        except WgopsError as exc:
-            if debug:
-                raise
-            raise fail(str(exc), exc.exit_code) from None
-        except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
-            raise
-        except KeyboardInterrupt:
-            raise fail("interrupted", 130) from None
-        except Exception as exc:  # noqa: BLE001 - the one place that reports the unexpected
-            if debug:
-                raise
-            raise fail(f"internal error: {type(exc).__name__}: {exc} (run with --debug for "
-                       "the traceback)", INTERNAL_ERROR) from None
-
-
-@click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--home", envvar="WGOPS_HOME", type=click.Path(file_okay=False),
-              help="Installation directory (config, SQLite database, circus endpoints, logs).")
-@click.option("--debug", is_flag=True, help="Show tracebacks and debug logs.")
-@click.version_option(package_name="wgops")
-@click.pass_context
-def cli(ctx: click.Context, home: str | None, debug: bool) -> None:
-    """wgops: run task graphs on daemons connected by RabbitMQ, and operate them."""
-    logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    if not debug:
-        # the libraries' own error lines would precede our one-line error
-        for noisy in ("aiormq", "aio_pika", "peewee", "asyncio"):
-            logging.getLogger(noisy).setLevel(logging.CRITICAL)
-    ctx.obj = AppContext(debug, home)
+from wgops.console.cli.base import cli
 
 
 def main() -> None:
     # importing a command module registers its commands
-    from console.cli import console, daemon, dead, demo, doctor, graph, ops, setup  # noqa: F401
+    from wgops.console.cli import console, daemon, dead, demo, doctor, graph, ops, setup  # noqa: F401
 
     try:
         code = cli.main(prog_name="wgops", standalone_mode=False)

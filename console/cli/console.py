@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from console.cli import AppContext, cli
+from wgops.console.cli.base import AppContext, cli
 
 
 @cli.command(name="console")
@@ -12,8 +12,8 @@ from console.cli import AppContext, cli
 @click.pass_obj
 def console_(app: AppContext, readonly: bool) -> None:
     """The operations console: daemons, queues, slots, graphs and events, live."""
-    from console.app import WgopsApp
-    from console.data.backend import LiveBackend
+    from wgops.console.app import WgopsApp
+    from wgops.console.data.backend import LiveBackend
 
     store = app.store()
     store.close()

@@ -7,10 +7,10 @@ from typing import TYPE_CHECKING
 
 import click
 
-from console.cli import AppContext, cli
+from wgops.console.cli.base import AppContext, cli
 
 if TYPE_CHECKING:
-    from daemon.supervisor import Supervisor
+    from wgops.daemon.supervisor import Supervisor
 
 
 @cli.group()
@@ -29,7 +29,7 @@ def daemon() -> None:
 def run(app: AppContext, kind: str, slots: int, pools: tuple[str, ...],
         daemon_id: str | None) -> None:
     """Run one scheduler or worker in the foreground until SIGTERM/SIGINT."""
-    from daemon.runner import run_daemon
+    from wgops.daemon.runner import run_daemon
 
     run_daemon(app.settings, kind, slots=slots, pools=pools or ("default",),
                daemon_id=daemon_id, debug=app.debug)
@@ -41,7 +41,7 @@ KIND = click.Choice(["scheduler", "worker"])
 
 
 def _supervisor(app: AppContext) -> Supervisor:
-    from daemon.supervisor import Supervisor
+    from wgops.daemon.supervisor import Supervisor
 
     return Supervisor(app.settings)
 
@@ -72,8 +72,8 @@ def _counts(watchers: dict) -> str:
 def start(app: AppContext, schedulers: int, workers: int, slots: int, pools: tuple[str, ...],
           managed_broker: bool, timeout: float) -> None:
     """Start the circus arbiter in the background; return when every daemon is up."""
-    from daemon.supervisor import Plan
-    from store.document import POOL_RE
+    from wgops.daemon.circus_config import Plan
+    from wgops.store.document import POOL_RE
 
     for name in pools:
         if not POOL_RE.match(name):
@@ -113,7 +113,7 @@ def stop(app: AppContext, timeout: float | None) -> None:
 @click.pass_obj
 def restart(app: AppContext, timeout: float | None) -> None:
     """Rolling restart: new daemons start, then the old ones stop gracefully."""
-    from console.cli import fail
+    from wgops.console.cli.base import fail
 
     sup = _supervisor(app)
     if sup.process() is None:
@@ -129,8 +129,8 @@ def restart(app: AppContext, timeout: float | None) -> None:
 @click.pass_obj
 def status(app: AppContext, as_json: bool, full: bool) -> None:
     """Arbiter, daemons, broker, database and queues."""
-    from console.cli.output import echo_json
-    from daemon.status import collect_status, contract
+    from wgops.console.cli.output import echo_json
+    from wgops.daemon.status import collect_status, contract
 
     data = collect_status(app.settings)
     if as_json:
@@ -140,7 +140,7 @@ def status(app: AppContext, as_json: bool, full: bool) -> None:
 
 
 def _render_status(data: dict) -> str:
-    from console.cli.output import duration, table
+    from wgops.console.cli.output import duration, table
 
     arbiter = data["arbiter"]
     lines = [f"home      {data['home']}  namespace {data['namespace']}"]
@@ -179,7 +179,7 @@ def _render_status(data: dict) -> str:
 
 
 def _scale(app: AppContext, kind: str, delta: int, wait: bool, timeout: float | None) -> None:
-    from console.cli import fail
+    from wgops.console.cli.base import fail
 
     sup = _supervisor(app)
     if sup.process() is None:
@@ -219,7 +219,8 @@ def decr(app: AppContext, kind: str, n: int, no_wait: bool, timeout: float | Non
 @click.pass_obj
 def logs(app: AppContext, which: str | None, lines: int, follow: bool) -> None:
     """The daemons' logs under $WGOPS_HOME/logs (default: scheduler and worker)."""
-    from daemon.supervisor import Layout, follow_files, tail_lines
+    from wgops.daemon.circus_config import Layout
+    from wgops.daemon.logfiles import follow_files, tail_lines
 
     layout = Layout(app.settings.home)
     names = [which] if which else ["scheduler", "worker"]

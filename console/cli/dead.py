@@ -11,8 +11,8 @@ import time
 
 import click
 
-from console.cli import AppContext, cli
-from console.cli.output import echo_json, short, table
+from wgops.console.cli.base import AppContext, cli
+from wgops.console.cli.output import echo_json, short, table
 
 BODY_WIDTH = 60
 
@@ -29,7 +29,7 @@ def dead() -> None:
 @click.pass_obj
 def dead_list(app: AppContext, as_json: bool, limit: int) -> None:
     """Newest dead letters first: time, queue, reason, daemon and a short body."""
-    from store.models import DeadLetter
+    from wgops.store.models import DeadLetter
 
     app.store()
     rows = [{"id": r.id, "ts": r.ts, "queue": r.queue, "reason": r.reason, "daemon": r.daemon,

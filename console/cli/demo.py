@@ -16,16 +16,16 @@ from typing import Any
 
 import click
 
-from console.cli import AppContext, cli
-from console.cli.output import duration, short, table
-from store.config import Settings
-from store.errors import Unreachable
+from wgops.console.cli.base import AppContext, cli
+from wgops.console.cli.output import duration, short, table
+from wgops.store.config import Settings
+from wgops.store.errors import Unreachable
 
 DEMO_FILES = ("bands.yaml", "fanout.yaml", "shell_job.yaml", "hello.json")
 
 
 def example_paths() -> list[Path]:
-    import examples
+    from wgops import examples
 
     root = Path(examples.__file__).parent
     return [root / name for name in DEMO_FILES if (root / name).exists()]
@@ -35,15 +35,15 @@ def _spawn(settings: Settings, kind: str, *extra: str) -> subprocess.Popen[bytes
     settings.logs_dir.mkdir(parents=True, exist_ok=True)
     log = open(settings.logs_dir / f"demo-{kind}.log", "ab")
     env = {**os.environ, "WGOPS_HOME": str(settings.home), "WGOPS_SHELL": "on"}
-    return subprocess.Popen([sys.executable, "-m", "console", "daemon", "run", kind, *extra],
+    return subprocess.Popen([sys.executable, "-m", "wgops", "daemon", "run", kind, *extra],
                             env=env, stdout=log, stderr=subprocess.STDOUT,
                             start_new_session=True)
 
 
 def _wait_announced(settings: Settings, procs: dict[str, subprocess.Popen[bytes]],
                     timeout: float = 30) -> None:
-    from store.db import open_store
-    from store.models import Scheduler, Worker
+    from wgops.store.db import open_store
+    from wgops.store.models import Scheduler, Worker
 
     store = open_store(settings.db_url)
     deadline = time.monotonic() + timeout
@@ -82,8 +82,8 @@ def _stop(procs: list[subprocess.Popen[bytes]], grace: float) -> None:
 
 
 async def _run_examples(settings: Settings, paths: list[Path]) -> list[dict[str, Any]]:
-    from daemon.submit import submit_graph
-    from store.document import load_document
+    from wgops.daemon.submit import submit_graph
+    from wgops.store.document import load_document
 
     async def one(path: Path) -> dict[str, Any]:
         started = time.monotonic()
@@ -111,7 +111,7 @@ def headless(app: AppContext) -> int:
         results = app.run(_run_examples(settings, example_paths()))
     finally:
         _stop(list(procs.values()), settings.grace)
-    from store.graphs import progress
+    from wgops.store.graphs import progress
 
     store = app.store()
     counts = progress(r["id"] for r in results)
@@ -125,9 +125,10 @@ def headless(app: AppContext) -> int:
 
 
 def interactive(app: AppContext, workers: int, copies: int) -> None:
-    from daemon.submit import submit_graph
-    from daemon.supervisor import Plan, Supervisor
-    from store.document import load_document
+    from wgops.daemon.circus_config import Plan
+    from wgops.daemon.submit import submit_graph
+    from wgops.daemon.supervisor import Supervisor
+    from wgops.store.document import load_document
 
     os.environ["WGOPS_SHELL"] = "on"
     settings = Settings.load(home=app.home)
@@ -150,9 +151,9 @@ def interactive(app: AppContext, workers: int, copies: int) -> None:
 
     n = app.run(submit_all())
     click.echo(f"submitted {n} example graphs; opening the console")
-    from console.app import WgopsApp
-    from console.data.backend import LiveBackend
-    from store.db import Store
+    from wgops.console.app import WgopsApp
+    from wgops.console.data.backend import LiveBackend
+    from wgops.store.db import Store
 
     stop = threading.Event()
     trickle = threading.Thread(target=_trickle, args=(settings, stop), name="demo-trickle",
@@ -170,8 +171,8 @@ def interactive(app: AppContext, workers: int, copies: int) -> None:
 def _trickle(settings: Settings, stop: threading.Event, every: float = 3.0,
              most: int = 200) -> None:
     """While the console is open, keep example graphs flowing: one every few seconds."""
-    from daemon.submit import submit_graph
-    from store.document import load_document
+    from wgops.daemon.submit import submit_graph
+    from wgops.store.document import load_document
 
     docs = [load_document(p) for p in example_paths()]
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import click
 
-from console.cli import AppContext, cli
-from console.cli.output import echo_json, table
+from wgops.console.cli.base import AppContext, cli
+from wgops.console.cli.output import echo_json, table
 
 
 @cli.command()
@@ -20,7 +20,7 @@ def doctor(app: AppContext, repair: bool, min_age: float, as_json: bool) -> None
     whose queue is empty and unclaimed graphs with no launch message.
 
     Exit code 0: consistent (or everything found was repaired); 1: inconsistencies remain."""
-    from daemon.doctor import run_doctor
+    from wgops.daemon.doctor import run_doctor
 
     store = app.store()
     report = app.run(run_doctor(app.settings, store, repair, min_age))

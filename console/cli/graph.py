@@ -9,10 +9,10 @@ from typing import Any
 
 import click
 
-from console.cli import AppContext, cli, fail
-from console.cli.output import age, duration, echo_json, short, table
-from store.document import load_document, parse_overrides
-from store.models import GRAPH_STATES
+from wgops.console.cli.base import AppContext, cli, fail
+from wgops.console.cli.output import age, duration, echo_json, short, table
+from wgops.store.document import load_document, parse_overrides
+from wgops.store.models import GRAPH_STATES
 
 
 @cli.group()
@@ -44,7 +44,7 @@ def validate(file: Path, overrides: tuple[str, ...], as_json: bool) -> None:
 def submit(app: AppContext, file: Path, priority: int | None, overrides: tuple[str, ...],
            wait: bool, timeout: float | None, as_json: bool) -> None:
     """Store a graph and put it on the graphs queue."""
-    from daemon.submit import submit_graph
+    from wgops.daemon.submit import submit_graph
 
     doc = load_document(file, parse_overrides(overrides))
     result = app.run(submit_graph(app.settings, doc, priority=priority, wait=wait,
@@ -69,7 +69,7 @@ def submit(app: AppContext, file: Path, priority: int | None, overrides: tuple[s
 def list_(app: AppContext, state: str | None, include_nested: bool, limit: int | None,
           as_json: bool) -> None:
     """List graphs, newest first."""
-    from store.graphs import list_graphs
+    from wgops.store.graphs import list_graphs
 
     app.store()
     rows = list_graphs(state=state, limit=limit, include_nested=include_nested)
@@ -91,7 +91,7 @@ def list_(app: AppContext, state: str | None, include_nested: bool, limit: int |
 @click.pass_obj
 def show(app: AppContext, graph_id: int, as_json: bool) -> None:
     """Show a graph and its tasks (why each waiting task waits)."""
-    from store.graphs import show_graph
+    from wgops.store.graphs import show_graph
 
     app.store()
     data = show_graph(graph_id)
@@ -118,8 +118,8 @@ def show(app: AppContext, graph_id: int, as_json: bool) -> None:
 
 
 def _action(app: AppContext, method: str, *args: Any) -> Any:
-    from daemon.broker import Broker
-    from daemon.control import Controller
+    from wgops.daemon.broker import Broker
+    from wgops.daemon.control import Controller
 
     async def go() -> Any:
         store = app.store()

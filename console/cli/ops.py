@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import click
 
-from console.cli import AppContext, cli
-from console.cli.output import echo_json, table
+from wgops.console.cli.base import AppContext, cli
+from wgops.console.cli.output import echo_json, table
 
 
 @cli.group()
@@ -18,7 +18,7 @@ def pool() -> None:
 @click.pass_obj
 def pool_list(app: AppContext, as_json: bool) -> None:
     """Pools with their cap and how many tasks run and wait in them."""
-    from store.control import pools
+    from wgops.store.control import pools
 
     app.store()
     rows = pools()
@@ -37,8 +37,8 @@ def pool_list(app: AppContext, as_json: bool) -> None:
 @click.pass_obj
 def pool_set(app: AppContext, name: str, max_running: str) -> None:
     """Set a pool's cap; it takes effect at once."""
-    from console.cli.graph import _action
-    from store.document import POOL_RE
+    from wgops.console.cli.graph import _action
+    from wgops.store.document import POOL_RE
 
     if not POOL_RE.match(name):
         raise click.BadParameter(f"bad pool name {name!r}", param_hint="NAME")

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import click
 
-from console.cli import AppContext, cli
-from store.config import default_config_text, mask_url
+from wgops.console.cli.base import AppContext, cli
+from wgops.store.config import default_config_text, mask_url
 
 
 @cli.command()
 @click.pass_obj
 def init(app: AppContext) -> None:
     """Create $WGOPS_HOME, config.toml and the database (idempotent)."""
-    from store.migrations import current_version, migrate
+    from wgops.store.migrations import current_version, migrate
 
     settings = app.settings
     settings.home.mkdir(parents=True, exist_ok=True)

@@ -7,13 +7,13 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
-from console.data import supervision
-from daemon.broker import Broker
-from daemon.control import Controller
-from daemon.submit import submit_graph
-from store.config import Settings
-from store.db import Store
-from store.document import load_document
+from wgops.console.data import supervision
+from wgops.daemon.broker import Broker
+from wgops.daemon.control import Controller
+from wgops.daemon.submit import submit_graph
+from wgops.store.config import Settings
+from wgops.store.db import Store
+from wgops.store.document import load_document
 
 GRAPH_ACTIONS = ("pause", "play", "kill", "retry", "reassign", "priority")
 

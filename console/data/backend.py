@@ -7,13 +7,13 @@ import asyncio
 import time
 from typing import Any
 
-from console.data.actions import Actions
-from console.data.events import BrokerLink, EventBuffer
-from console.data.model import EventBatch, GraphQuery, GraphsPage, Status
-from console.data.status import StatusPoller
-from console.data.store import StoreReader
-from store.config import Settings, mask_url
-from store.db import Store
+from wgops.console.data.actions import Actions
+from wgops.console.data.events import BrokerLink, EventBuffer
+from wgops.console.data.model import EventBatch, GraphQuery, GraphsPage, Status
+from wgops.console.data.status import StatusPoller
+from wgops.console.data.store import StoreReader
+from wgops.store.config import Settings, mask_url
+from wgops.store.db import Store
 
 
 class Backend:

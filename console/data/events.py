@@ -23,9 +23,9 @@ import aio_pika
 import aiormq
 from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractIncomingMessage
 
-from console.data.model import Connection, EventBatch, EventRow
-from daemon.protocol import Names
-from store.config import Settings, mask_url
+from wgops.console.data.model import Connection, EventBatch, EventRow
+from wgops.daemon.protocol import Names
+from wgops.store.config import Settings, mask_url
 
 logger = logging.getLogger(__name__)
 

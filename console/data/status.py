@@ -15,12 +15,12 @@ from typing import Any
 
 import psutil
 
-from console.data import supervision
-from console.data.events import BrokerLink
-from console.data.model import Connection, DaemonRow, PoolRow, QueueRow, SlotRow, Status
-from console.data.store import StoreReader
-from store.config import Settings, mask_url
-from store.errors import Unreachable
+from wgops.console.data import supervision
+from wgops.console.data.events import BrokerLink
+from wgops.console.data.model import Connection, DaemonRow, PoolRow, QueueRow, SlotRow, Status
+from wgops.console.data.store import StoreReader
+from wgops.store.config import Settings, mask_url
+from wgops.store.errors import Unreachable
 
 logger = logging.getLogger(__name__)
 HISTORY = 40                # depth samples kept per queue (the sparkline)

@@ -17,13 +17,13 @@ from typing import Any, TypeVar
 import peewee
 from peewee import fn
 
-from console.data.model import GraphQuery, GraphRow, GraphsPage, PoolRow
-from store.config import mask_url
-from store.db import Store
-from store.errors import NotFound, Unreachable
-from store.graphs import progress, show_graph
-from store.models import GRAPH_STATES, Graph, Scheduler, Task, Worker, loads
-from store.refs import iter_refs
+from wgops.console.data.model import GraphQuery, GraphRow, GraphsPage, PoolRow
+from wgops.store.config import mask_url
+from wgops.store.db import Store
+from wgops.store.errors import NotFound, Unreachable
+from wgops.store.graphs import progress, show_graph
+from wgops.store.models import GRAPH_STATES, Graph, Scheduler, Task, Worker, loads
+from wgops.store.refs import iter_refs
 
 T = TypeVar("T")
 MAX_TREE_ROWS = 400          # nested graphs are expanded inline up to this many rows
@@ -195,7 +195,7 @@ def task_detail(graph_id: int, name: str) -> dict[str, Any]:
 
 
 def pool_rows() -> list[PoolRow]:
-    from store.control import pools
+    from wgops.store.control import pools
 
     return [PoolRow(p["name"], p["running"], p["queued"], p["max_running"]) for p in pools()]
 

@@ -11,8 +11,8 @@ import importlib
 from types import ModuleType
 from typing import Any
 
-from store.config import Settings
-from store.errors import ConfigError
+from wgops.store.config import Settings
+from wgops.store.errors import ConfigError
 
 
 def _module(name: str) -> ModuleType | None:
@@ -53,7 +53,7 @@ def _supervisor(settings: Settings) -> Any:
 
 
 def start(settings: Settings, schedulers: int = 1, workers: int = 1) -> str:
-    from daemon.supervisor import Plan
+    from wgops.daemon.circus_config import Plan
 
     started = _supervisor(settings).start(Plan(schedulers=schedulers, workers=workers))
     return "daemons started" if started is not None else "the arbiter already runs"

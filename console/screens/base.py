@@ -3,13 +3,15 @@ a graph) and the read-only switch that hides them."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections import deque
+from typing import Any, Protocol, cast
 
 from textual.binding import Binding
 from textual.screen import Screen
 
-if TYPE_CHECKING:
-    from console.app import WgopsApp
+from wgops.console.data.backend import Backend
+from wgops.console.data.model import EventRow, Status
+from wgops.console.messages import GraphAction
 
 GRAPH_BINDINGS = [
     Binding("p", "graph('pause')", "Pause"),
@@ -29,12 +31,22 @@ GRAPH_HELP = {
 }
 
 
+class ConsoleHost(Protocol):
+    """What a screen reads of the app that shows it (attributes down; requests go up as
+    :mod:`wgops.console.messages`)."""
+
+    backend: Backend
+    readonly: bool
+    status: Status | None
+    event_history: deque[EventRow]
+
+
 class ConsoleScreen(Screen[None]):
     """Base of the full screens: data arrives as attributes set by the app."""
 
     @property
-    def console(self) -> "WgopsApp":
-        return self.app  # type: ignore[return-value]
+    def console(self) -> ConsoleHost:
+        return cast(ConsoleHost, self.app)
 
     def events_arrived(self, graphs: frozenset[int], caught_up: bool) -> None:
         """Called by the app after each events drain (graph ids touched)."""
@@ -58,11 +70,11 @@ class GraphActions:
 
     def action_graph(self, action: str) -> None:
         gid = self.current_graph()
-        app: Any = self.app  # type: ignore[attr-defined]
+        screen = cast(Screen[None], self)
         if gid is None:
-            app.notify("no graph selected", severity="warning")
+            screen.notify("no graph selected", severity="warning")
             return
-        app.graph_action(action, gid, self.current_owner())
+        screen.post_message(GraphAction(action, gid, self.current_owner()))
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "graph":

@@ -7,10 +7,10 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import Footer, Input
 
-from console.data.model import EventRow, Status
-from console.screens.base import ConsoleScreen
-from console.widgets.events import EventTail
-from console.widgets.topbar import TopBar
+from wgops.console.data.model import EventRow, Status
+from wgops.console.screens.base import ConsoleScreen
+from wgops.console.widgets.events import EventTail
+from wgops.console.widgets.topbar import TopBar
 
 
 class EventsScreen(ConsoleScreen):

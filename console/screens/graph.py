@@ -10,11 +10,12 @@ from textual.binding import Binding
 from textual.containers import Vertical
 from textual.widgets import Footer
 
-from console.data.model import Status
-from console.screens.base import GRAPH_BINDINGS, ConsoleScreen, GraphActions
-from console.widgets.tasks import GraphSummary, LineagePanel, TasksTable
-from console.widgets.topbar import TopBar
-from store.errors import NotFound, WgopsError
+from wgops.console.data.model import Status
+from wgops.console.messages import OpenGraph, OpenTask
+from wgops.console.screens.base import GRAPH_BINDINGS, ConsoleScreen, GraphActions
+from wgops.console.widgets.tasks import GraphSummary, LineagePanel, TasksTable
+from wgops.console.widgets.topbar import TopBar
+from wgops.store.errors import NotFound, WgopsError
 
 REFRESH_EVERY = 2.0
 
@@ -110,9 +111,9 @@ class GraphScreen(GraphActions, ConsoleScreen):
     @on(TasksTable.Open)
     def open_task(self, event: TasksTable.Open) -> None:
         if event.child is not None:
-            self.console.open_graph(event.child)
+            self.post_message(OpenGraph(event.child))
         else:
-            self.console.open_task(event.graph_id, event.name)
+            self.post_message(OpenTask(event.graph_id, event.name))
 
     def current_graph(self) -> int | None:
         return self.graph_id

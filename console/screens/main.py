@@ -8,13 +8,14 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Footer, Input
 
-from console.data.model import EventRow, GraphQuery, Status
-from console.screens.base import GRAPH_BINDINGS, ConsoleScreen, GraphActions
-from console.widgets.events import EventTail
-from console.widgets.graphs import GraphsTable
-from console.widgets.panels import DaemonsTable, QueuesTable, SlotsPanel, StateCounts
-from console.widgets.topbar import TopBar
-from store.errors import WgopsError
+from wgops.console.data.model import EventRow, GraphQuery, Status
+from wgops.console.messages import OpenGraph
+from wgops.console.screens.base import GRAPH_BINDINGS, ConsoleScreen, GraphActions
+from wgops.console.widgets.events import EventTail
+from wgops.console.widgets.graphs import GraphsTable
+from wgops.console.widgets.panels import DaemonsTable, QueuesTable, SlotsPanel, StateCounts
+from wgops.console.widgets.topbar import TopBar
+from wgops.store.errors import WgopsError
 
 REFRESH_EVERY = 3.0        # seconds: the graphs page is re-read even without events
 MIN_GAP = 1.0              # seconds: at most one page read a second, whatever the event rate
@@ -122,12 +123,12 @@ class MainScreen(GraphActions, ConsoleScreen):
 
     @on(GraphsTable.Open)
     def open_graph(self, event: GraphsTable.Open) -> None:
-        self.console.open_graph(event.graph_id)
+        self.post_message(OpenGraph(event.graph_id))
 
     def action_open(self) -> None:
         gid = self.current_graph()
         if gid is not None:
-            self.console.open_graph(gid)
+            self.post_message(OpenGraph(gid))
 
     @on(GraphsTable.Sort)
     def sort_by(self, event: GraphsTable.Sort) -> None:

@@ -16,11 +16,11 @@ from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.widgets import Footer, Static
 
-from console.data.model import Status
-from console.screens.base import ConsoleScreen
-from console.widgets import fmt
-from console.widgets.topbar import TopBar
-from store.errors import WgopsError
+from wgops.console.data.model import Status
+from wgops.console.screens.base import ConsoleScreen
+from wgops.console.widgets import fmt
+from wgops.console.widgets.topbar import TopBar
+from wgops.store.errors import WgopsError
 
 
 def _json(value: Any) -> RenderableType:

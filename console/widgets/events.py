@@ -10,8 +10,8 @@ from rich.text import Text
 from textual.reactive import reactive
 from textual.widgets import RichLog
 
-from console.data.model import EventRow
-from console.widgets import fmt
+from wgops.console.data.model import EventRow
+from wgops.console.widgets import fmt
 
 
 def event_line(event: EventRow) -> Text:

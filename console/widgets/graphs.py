@@ -9,9 +9,9 @@ from textual.message import Message
 from textual.reactive import reactive
 from textual.widgets import DataTable
 
-from console.data.model import GraphRow, GraphsPage
-from console.widgets import fmt
-from console.widgets.panels import VI_KEYS
+from wgops.console.data.model import GraphRow, GraphsPage
+from wgops.console.widgets import fmt
+from wgops.console.widgets.panels import VI_KEYS
 
 COLUMNS = (("id", "ID"), ("name", "NAME"), ("state", "STATE"), ("progress", "PROGRESS"),
            ("scheduler", "SCHEDULER"), ("priority", "PRIO"), ("age", "AGE"))

@@ -10,8 +10,8 @@ from textual.binding import Binding
 from textual.reactive import reactive
 from textual.widgets import DataTable, Static
 
-from console.data.model import DaemonRow, QueueRow, SlotRow, Status
-from console.widgets import fmt
+from wgops.console.data.model import DaemonRow, QueueRow, SlotRow, Status
+from wgops.console.widgets import fmt
 
 VI_KEYS = [Binding("j", "cursor_down", show=False), Binding("k", "cursor_up", show=False),
            Binding("g", "scroll_top", show=False), Binding("G", "scroll_bottom", show=False)]

@@ -11,8 +11,8 @@ from textual.message import Message
 from textual.reactive import reactive
 from textual.widgets import Static
 
-from console.widgets import fmt
-from console.widgets.panels import RowsTable
+from wgops.console.widgets import fmt
+from wgops.console.widgets.panels import RowsTable
 
 
 def task_key(graph: int, name: str) -> str:

@@ -6,7 +6,7 @@ from rich.text import Text
 from textual.reactive import reactive
 from textual.widgets import Static
 
-from console.data.model import Connection, Status
+from wgops.console.data.model import Connection, Status
 
 
 def indicator(label: str, conn: Connection | None) -> Text:

@@ -10,8 +10,8 @@ import importlib
 import pkgutil
 import time
 
-from store.db import Store
-from store.models import SchemaVersion
+from wgops.store.db import Store
+from wgops.store.models import SchemaVersion
 
 
 def available() -> list[tuple[int, str]]:

@@ -1,7 +1,7 @@
 """Initial schema: graphs, tasks, schedulers, workers, pools, the event log, dead letters."""
 
-from store.db import Store
-from store.models import MODELS, Graph, Pool
+from wgops.store.db import Store
+from wgops.store.models import MODELS, Graph, Pool
 
 
 def apply(store: Store) -> None:

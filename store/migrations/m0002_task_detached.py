@@ -4,8 +4,8 @@ re-queues it when its worker dies (docs/reliability.md)."""
 
 from playhouse.migrate import SchemaMigrator, migrate
 
-from store.db import Store
-from store.models import Task
+from wgops.store.db import Store
+from wgops.store.models import Task
 
 
 def apply(store: Store) -> None:

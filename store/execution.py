@@ -1,0 +1,173 @@
+"""The worker's writes: an attempt's start, detachment and outcome, each a compare-and-set.
+
+A worker write is conditional on the task's (state, attempts, worker), so a stale, duplicate
+or late delivery changes nothing; losing a worker too often quarantines the task. Each runs
+inside the caller's write transaction.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import peewee
+
+from wgops.store.db import Statement, capabilities, param
+from wgops.store.deadletters import record_dead_letter
+from wgops.store.eventlog import log_event
+from wgops.store.liveness import worker_alive
+from wgops.store.loading import current_owner
+from wgops.store.models import Graph, LogEntry, Task, dumps
+
+
+def start(task_id: int, attempt: int, worker: str, redelivered: bool, max_lost: int,
+          stale_after: float, now: float) -> tuple[str, Any]:
+    """Begin attempt ``attempt + 1``. Returns one of:
+
+    ``("run", attempts)``, ``("wait", None)`` (the previous worker may still be alive),
+    ``("drop", state)`` (stale or duplicate), ``("quarantined", owner)``.
+    """
+    # the common case first: one compare-and-set, no read
+    if _START.execute(id=task_id, attempt=attempt, next=attempt + 1, worker=worker,
+                      now=now).rowcount:
+        return "run", attempt + 1
+    row = Task.select(Task.state, Task.attempts, Task.worker, Task.lost, Task.graph).where(
+        Task.id == task_id).first()
+    if row is None:
+        return "drop", None
+    if row.state == "queued" and row.attempts == attempt:
+        n = Task.update(state="running", attempts=attempt + 1, worker=worker, started=now,
+                        finished=None, waiting_for=None, detached=None).where(
+            Task.id == task_id, Task.state == "queued", Task.attempts == attempt).execute()
+        return ("run", attempt + 1) if n else ("drop", "raced")
+    if row.state == "running" and row.worker == worker and row.attempts == attempt + 1:
+        # our own start, committed though its reply was lost (the write was retried); the
+        # worker checked that it is not executing this task
+        return "run", attempt + 1
+    if row.state != "running" or not redelivered or row.attempts < attempt + 1:
+        return "drop", row.state
+    if row.worker and row.worker != worker and worker_alive(row.worker, now, stale_after):
+        return "wait", None
+    if row.lost + 1 >= max_lost:
+        if not quarantine(task_id, row.graph_id, row.attempts, row.lost + 1, row.worker,
+                          worker, now):
+            return "drop", "raced"
+        return "quarantined", current_owner(row.graph_id)
+    n = Task.update(state="running", attempts=row.attempts + 1, lost=row.lost + 1, worker=worker,
+                    started=now, detached=None).where(Task.id == task_id,
+                                                      Task.state == "running",
+                                                      Task.attempts == row.attempts).execute()
+    return ("run", row.attempts + 1) if n else ("drop", "raced")
+
+
+def quarantine(task_id: int, graph_id: int, attempts: int, lost: int, last_worker: str | None,
+               actor: str, now: float) -> bool:
+    """A task that lost its worker ``lost`` times: failed, with a dead letter and an event."""
+    error = {"type": "Quarantined", "message": f"lost its worker {lost} times "
+             f"(last: {last_worker}); quarantined", "traceback": None}
+    n = Task.update(state="failed", finished=now, lost=lost, detached=None,
+                    error=dumps(error)).where(Task.id == task_id, Task.state == "running",
+                                              Task.attempts == attempts).execute()
+    if not n:
+        return False
+    record_dead_letter("quarantine", error["message"], dumps({"task": task_id, "graph": graph_id}),
+                       actor, now)
+    log_event("task.quarantined", graph_id, task_id, actor=actor)
+    return True
+
+
+def detach(task_id: int, attempts: int, worker: str, now: float) -> bool:
+    """A long task's message is about to be acked before the broker's consumer_timeout: from
+    now on only the database knows it runs (the scheduler's liveness check watches it)."""
+    return bool(Task.update(detached=now).where(
+        Task.id == task_id, Task.state == "running", Task.attempts == attempts,
+        Task.worker == worker).execute())
+
+
+_START = Statement(lambda: Task.update(
+    state="running", attempts=param("next"), worker=param("worker"), started=param("now"),
+    finished=None, waiting_for=None, detached=None).where(
+        Task.id == param("id"), Task.state == "queued", Task.attempts == param("attempt")))
+_ATTEMPT = (Task.id == param("id")) & (Task.state == "running") & \
+    (Task.attempts == param("attempts")) & (Task.worker == param("worker"))
+_FINISH = Statement(lambda: Task.update(
+    state=param("state"), error=param("error"), finished=param("now"),
+    result=param("result")).where(_ATTEMPT))
+_RETRY = Statement(lambda: Task.update(
+    state=param("state"), error=param("error"), not_before=param("not_before"),
+    queued_at=param("now"), detached=None).where(_ATTEMPT))
+_GRAPH_OWNER = Statement(lambda: Graph.select(Graph.id, Graph.scheduler).join(
+    Task, on=(Task.graph == Graph.id)).where(Task.id == param("id")))
+
+
+def finish(task_id: int, attempts: int, worker: str, state: str, result: str | None,
+           error: dict | None, not_before: float | None, now: float) -> str | None | bool:
+    """Commit the outcome of an attempt; returns the graph's current owner (None if unowned)
+    or False when the attempt was superseded (killed, re-run elsewhere)."""
+    if state != "queued" and capabilities().writable_cte:
+        return _finish_in_one_trip(task_id, attempts, worker, state, result, error, now)
+    statement = _RETRY if state == "queued" else _FINISH
+    if not statement.execute(id=task_id, attempts=attempts, worker=worker, state=state,
+                             error=None if error is None else dumps(error), result=result,
+                             not_before=not_before, now=now).rowcount:
+        return False
+    graph_id, owner = _GRAPH_OWNER.execute(id=task_id).fetchone()
+    if state in ("finished", "failed"):
+        log_event(f"task.{state}", graph_id, task_id, actor=worker)
+    return owner
+
+
+def abandon(task_id: int, attempts: int, worker: str) -> bool:
+    """Give a started task back (graceful stop): queued again, this attempt not counted."""
+    return bool(Task.update(state="queued", attempts=attempts - 1, worker=None,
+                            detached=None).where(
+        Task.id == task_id, Task.state == "running", Task.attempts == attempts,
+        Task.worker == worker).execute())
+
+
+def _finish_and_log() -> Any:
+    """``_FINISH``, its event-log row and the owner read, as one statement (on PostgreSQL each
+    statement is a round trip to the server, and this is the worker's hottest write)."""
+    done = Task.update(state=param("state"), error=param("error"), finished=param("now"),
+                       result=param("result")).where(_ATTEMPT).returning(Task.graph).cte("done")
+    logged = LogEntry.insert_from(
+        peewee.Select((done,), [param("ts"), done.c.graph_id, param("id"), param("kind"),
+                                param("worker")]),
+        [LogEntry.ts, LogEntry.graph, LogEntry.task, LogEntry.kind, LogEntry.actor]).cte("logged")
+    return Graph.select(Graph.scheduler).join(done, on=(Graph.id == done.c.graph_id)).with_cte(
+        done, logged)
+
+
+_FINISH_AND_LOG = Statement(_finish_and_log)
+
+
+def _finish_in_one_trip(task_id: int, attempts: int, worker: str, state: str,
+                        result: str | None, error: dict | None, now: float) -> str | None | bool:
+    row = _FINISH_AND_LOG.execute(
+        state=state, error=None if error is None else dumps(error), now=now, result=result,
+        id=task_id, attempts=attempts, worker=worker, ts=time.time(),
+        kind=f"task.{state}").fetchone()
+    return False if row is None else row[0]
+
+
+def requeue_lost(task_id: int, attempts: int, worker: str, max_lost: int, now: float,
+                 actor: str = "liveness-check", detached_only: bool = True) -> str:
+    """A task running on a dead worker (by default: a detached one, which no redelivery will
+    bring back): ``queued`` again (lost + 1), or quarantined at ``max_lost``.
+    Returns ``queued``, ``quarantined`` or ``raced`` (it moved on meanwhile)."""
+    where = [Task.id == task_id, Task.state == "running", Task.attempts == attempts,
+             Task.worker == worker]
+    if detached_only:
+        where.append(Task.detached.is_null(False))
+    row = Task.select(Task.lost, Task.graph).where(*where).first()
+    if row is None:
+        return "raced"
+    if row.lost + 1 >= max_lost:
+        return "quarantined" if quarantine(task_id, row.graph_id, attempts, row.lost + 1,
+                                           worker, actor, now) else "raced"
+    n = Task.update(state="queued", lost=row.lost + 1, worker=None, detached=None,
+                    queued_at=now).where(*where).execute()
+    if n:
+        log_event("task.requeued", row.graph_id, task_id, actor=actor,
+                  reason=f"lost its worker {worker}")
+    return "queued" if n else "raced"

@@ -1,0 +1,145 @@
+"""What a scheduler reads of a graph: the rows it holds in memory, loaded and claimed.
+
+A scheduler holds an active graph as a :class:`GraphRow` with its :class:`TaskRow` s (only
+what dependency resolution needs); :func:`load_tree` reads a graph and every graph nested
+below it that the scheduler owns, :func:`claim_and_load` takes an unclaimed graph and reads
+it in the same transaction.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import peewee
+
+from wgops.store.db import Statement, param
+from wgops.store.eventlog import log_event
+from wgops.store.graphs import tree_ids
+from wgops.store.models import GRAPH_ACTIVE, Graph, Task, loads
+
+
+@dataclass
+class TaskRow:
+    id: int
+    name: str
+    kind: str
+    spec: str
+    deps: list[str]
+    pool: str
+    state: str
+    attempts: int
+    not_before: float | None
+
+
+@dataclass
+class GraphRow:
+    id: int
+    epoch: int
+    state: str
+    priority: int
+    parent_task: int | None
+    root: int
+    depth: int
+    document: dict[str, Any]
+    inputs: dict[str, Any]
+    tasks: list[TaskRow]
+    child_of: dict[int, int]          # task id -> id of the nested graph it spawned
+
+
+def _graph_columns() -> tuple[Any, ...]:
+    return (Graph.id, Graph.epoch, Graph.state, Graph.priority, Graph.parent_task, Graph.root,
+            Graph.depth, Graph.document, Graph.inputs)
+
+
+def _task_columns() -> tuple[Any, ...]:
+    return (Task.id, Task.graph, Task.name, Task.kind, Task.spec, Task.deps, Task.pool,
+            Task.state, Task.attempts, Task.not_before)
+
+
+# a tree of one graph (the common case) loads with two precompiled statements
+_ONE_GRAPH = Statement(lambda: Graph.select(*_graph_columns()).where(
+    Graph.id == param("id"), Graph.scheduler == param("owner"), Graph.state.in_(GRAPH_ACTIVE)))
+_ONE_GRAPH_TASKS = Statement(lambda: Task.select(*_task_columns()).where(
+    Task.graph == param("id")).order_by(Task.id))
+
+
+def _task_row(row: tuple) -> TaskRow:
+    """A row of ``_task_columns()`` as the scheduler holds it."""
+    tid, _, name, kind, spec, deps, pool, state, attempts, not_before = row
+    return TaskRow(tid, name, kind, spec, loads(deps), pool, state, attempts, not_before)
+
+
+def load_tree(root_id: int, owner: str) -> list[GraphRow]:
+    """Every active graph of the tree rooted at ``root_id`` owned by ``owner``, parents first."""
+    out = []
+    ids = tree_ids(root_id)
+    if len(ids) == 1:
+        graph_rows = _ONE_GRAPH.execute(id=root_id, owner=owner).fetchall()
+        task_rows = _ONE_GRAPH_TASKS.execute(id=root_id).fetchall() if graph_rows else []
+    else:
+        graph_rows = list(Graph.select(*_graph_columns()).where(
+            Graph.id.in_(ids), Graph.scheduler == owner, Graph.state.in_(GRAPH_ACTIVE)).tuples())
+        task_rows = list(Task.select(*_task_columns()).where(
+            Task.graph.in_([g[0] for g in graph_rows])).order_by(Task.id).tuples())
+    graphs = {g[0]: g for g in graph_rows}
+    tasks: dict[int, list[TaskRow]] = {gid: [] for gid in graphs}
+    for row in task_rows:
+        tasks[row[1]].append(_task_row(row))
+    task_ids = [t.id for rows in tasks.values() for t in rows if t.kind == "graph"]
+    child_of = {g.parent_task_id: g.id for g in Graph.select(Graph.id, Graph.parent_task).where(
+        Graph.parent_task.in_(task_ids))} if task_ids else {}
+    for gid in ids:
+        g = graphs.get(gid)
+        if g is None:
+            continue
+        _, epoch, state, priority, parent_task, root, depth, document, inputs = g
+        out.append(GraphRow(gid, epoch, state, priority, parent_task, root or gid, depth,
+                            loads(document), loads(inputs), tasks[gid],
+                            {t.id: child_of[t.id] for t in tasks[gid] if t.id in child_of}))
+    return out
+
+
+def child_state(graph_id: int) -> tuple[str, Any, Any] | None:
+    g = Graph.get_or_none(Graph.id == graph_id)
+    return None if g is None else (g.state, loads(g.outputs), loads(g.error))
+
+
+_CLAIM = Statement(lambda: Graph.update(
+    scheduler=param("owner"), epoch=Graph.epoch + 1,
+    state=peewee.Case(None, [(Graph.state == "queued", "running")], Graph.state),
+    started=peewee.fn.COALESCE(Graph.started, param("now"))).where(
+        Graph.id == param("id"), Graph.parent_task.is_null(), Graph.state.in_(GRAPH_ACTIVE),
+        Graph.scheduler.is_null()))
+
+
+def claim(graph_id: int, owner: str, now: float) -> bool:
+    """Take an unowned graph (launch message). Nested graphs follow their root."""
+    n = _CLAIM.execute(id=graph_id, owner=owner, now=now).rowcount
+    if n:
+        log_event("graph.claimed", graph_id, actor=owner)
+    return bool(n)
+
+
+def claim_and_load(graph_id: int, owner: str, now: float) -> list[GraphRow] | None:
+    """Claim an unowned graph and load its tree in the same transaction (one trip to the
+    database thread); None if another scheduler has it or it is no longer active."""
+    if not claim(graph_id, owner, now):
+        return None
+    return load_tree(graph_id, owner)
+
+
+def results(graph_id: int, names: list[str]) -> dict[str, Any]:
+    return {name: loads(result) for name, result in
+            Task.select(Task.name, Task.result).where(Task.graph == graph_id,
+                                                      Task.name.in_(names)).tuples()}
+
+
+def task_states(task_ids: list[int]) -> dict[int, tuple[str, int]]:
+    return {tid: (state, attempts) for tid, state, attempts in
+            Task.select(Task.id, Task.state, Task.attempts).where(Task.id.in_(task_ids)).tuples()}
+
+
+def current_owner(graph_id: int) -> str | None:
+    row = Graph.select(Graph.scheduler).where(Graph.id == graph_id).first()
+    return row.scheduler if row else None

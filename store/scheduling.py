@@ -1,0 +1,231 @@
+"""The scheduler's writes, each fenced by the graph's owner and epoch.
+
+Every write first "touches" the graph row on (owner, epoch) — a no-op update that both checks
+ownership and, on PostgreSQL, locks the row until commit — so a scheduler that lost the graph
+(reassigned, killed, adopted by another) changes nothing. Each runs inside the caller's write
+transaction.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import peewee
+
+from wgops.store.db import Statement, capabilities, param
+from wgops.store.eventlog import log_event
+from wgops.store.graphs import create_graph
+from wgops.store.loading import _ONE_GRAPH_TASKS, GraphRow, _task_row
+from wgops.store.models import Graph, Pool, Task, dumps, loads
+
+_FENCES: dict[tuple[str, ...], Statement] = {}
+
+
+def fence(graph_id: int, owner: str, epoch: int, states: tuple[str, ...] = ("running",)) -> bool:
+    states = tuple(states)
+    statement = _FENCES.get(states)
+    if statement is None:
+        statement = _FENCES[states] = Statement(lambda: Graph.update(epoch=Graph.epoch).where(
+            Graph.id == param("id"), Graph.scheduler == param("owner"),
+            Graph.epoch == param("epoch"), Graph.state.in_(states)))
+    return bool(statement.execute(id=graph_id, owner=owner, epoch=epoch).rowcount)
+
+
+def _lock_pool() -> Any:
+    return Pool.update(max_running=Pool.max_running).where(Pool.name == param("pool"))
+
+
+_LOCK_POOL = Statement(_lock_pool)
+_POOL_CAP = Statement(lambda: Pool.select(Pool.max_running).where(Pool.name == param("pool")))
+# lock and read in one statement where the database returns rows from an update
+_LOCK_POOL_CAP = Statement(lambda: _lock_pool().returning(Pool.max_running))
+
+
+def pool_room(pool: str) -> tuple[int | None, int]:
+    """(cap, active) of a pool, the pool row locked for the rest of the transaction."""
+    if capabilities().returning:
+        row = _LOCK_POOL_CAP.execute(pool=pool).fetchone()
+    else:
+        _LOCK_POOL.execute(pool=pool)
+        row = _POOL_CAP.execute(pool=pool).fetchone()
+    cap = None if row is None else row[0]
+    if cap is None:
+        return None, 0
+    active = Task.select().where(Task.pool == pool, Task.state.in_(("queued", "running"))).count()
+    return cap, active
+
+
+_QUEUE = Statement(lambda: Task.update(
+    state="queued", queued_at=param("now"), args=param("args"), waiting_for=None).where(
+        Task.id == param("id"), Task.state == "waiting"))
+QUEUE_CHUNK = 250           # tasks per batched update (two parameters each at most)
+
+
+def _queue_chunk(size: int, one_args: bool) -> Statement:
+    """``size`` tasks waiting -> queued in one ``UPDATE ... RETURNING``: the compare-and-set
+    of ``_QUEUE`` for many rows, each task's arguments picked by a ``CASE`` (or one value when
+    the chunk's arguments are all the same). Compiled once per shape."""
+    key = (size, one_args)
+    statement = _QUEUE_CHUNKS.get(key)
+    if statement is None:
+        def build() -> Any:
+            ids = [param(f"id{i}") for i in range(size)]
+            args = param("args") if one_args else peewee.Case(
+                Task.id, [(ids[i], param(f"args{i}")) for i in range(size)])
+            return Task.update(state="queued", queued_at=param("now"), args=args,
+                               waiting_for=None).where(Task.id.in_(ids),
+                                                       Task.state == "waiting").returning(Task.id)
+        statement = _QUEUE_CHUNKS[key] = Statement(build)
+    return statement
+
+
+_QUEUE_CHUNKS: dict[tuple[int, bool], Statement] = {}
+
+
+def queue_tasks(items: list[tuple[int, str]], now: float) -> list[int]:
+    """Move tasks ``(id, args_json)`` waiting -> queued; return the ids that moved.
+
+    Where the database returns rows from an update, a chunk of tasks is one statement (on
+    PostgreSQL every statement is a round trip); otherwise one statement per task.
+    """
+    if not capabilities().returning:
+        return [task_id for task_id, args in items
+                if _QUEUE.execute(id=task_id, now=now, args=args).rowcount]
+    queued: list[int] = []
+    for start in range(0, len(items), QUEUE_CHUNK):
+        chunk = items[start:start + QUEUE_CHUNK]
+        one_args = len({args for _, args in chunk}) == 1
+        values: dict[str, Any] = {"now": now}
+        for i, (task_id, args) in enumerate(chunk):
+            values[f"id{i}"] = task_id
+            if not one_args:
+                values[f"args{i}"] = args
+        if one_args:
+            values["args"] = chunk[0][1]
+        cursor = _queue_chunk(len(chunk), one_args).execute(**values)
+        queued.extend(row[0] for row in cursor.fetchall())
+    return queued
+
+
+def dispatch(graph_id: int, owner: str, epoch: int, items: list[tuple[int, str, str]],
+             now: float) -> tuple[bool, list[int], dict[int, str]]:
+    """Move ready tasks ``(id, pool, args_json)`` waiting -> queued within pool caps.
+
+    Returns (still owned, ids queued, {id: reason} of the tasks held back by a pool cap).
+    """
+    if not fence(graph_id, owner, epoch):
+        return False, [], {}
+    queued: list[int] = []
+    held: dict[int, str] = {}
+    by_pool: dict[str, list[tuple[int, str]]] = {}
+    for task_id, pool, args in items:
+        by_pool.setdefault(pool, []).append((task_id, args))
+    for pool, pool_items in by_pool.items():
+        cap, active = pool_room(pool)
+        if cap is not None:
+            room = max(0, cap - active)
+            for task_id, _ in pool_items[room:]:
+                held[task_id] = f"pool {pool} at its cap ({cap}/{cap} running or queued)"
+            pool_items = pool_items[:room]
+        queued.extend(queue_tasks(pool_items, now))
+    for task_id, reason in held.items():
+        Task.update(waiting_for=reason).where(Task.id == task_id, Task.state == "waiting",
+                                              (Task.waiting_for.is_null()) |
+                                              (Task.waiting_for != reason)).execute()
+    return True, queued, held
+
+
+def note_reason(task_ids: list[int], reason: str | None) -> None:
+    Task.update(waiting_for=reason).where(Task.id.in_(task_ids),
+                                          Task.state.in_(("waiting", "queued"))).execute()
+
+
+UNSERVED = "no live worker serves pool "
+
+
+def clear_unserved(pools: list[str]) -> None:
+    """A worker for these pools came up: their queued tasks now wait for a slot, not a worker."""
+    Task.update(waiting_for=None).where(Task.pool.in_(pools), Task.state == "queued",
+                                        Task.waiting_for.startswith(UNSERVED)).execute()
+
+
+def skip(graph_id: int, owner: str, epoch: int, task_ids: list[int], because: str,
+         now: float) -> bool:
+    if not fence(graph_id, owner, epoch, ("running", "paused")):
+        return False
+    Task.update(state="skipped", finished=now, waiting_for=None,
+                error=dumps({"type": "Skipped", "message": f"skipped: {because} did not finish",
+                             "traceback": None})).where(
+        Task.id.in_(task_ids), Task.state.in_(("waiting",))).execute()
+    return True
+
+
+def fail_in_scheduler(graph_id: int, owner: str, epoch: int, task_id: int, error: dict,
+                      now: float) -> bool:
+    """A task the scheduler cannot dispatch (a reference to a missing key): failed."""
+    if not fence(graph_id, owner, epoch):
+        return False
+    Task.update(state="failed", finished=now, error=dumps(error)).where(
+        Task.id == task_id, Task.state.in_(("waiting", "queued", "running"))).execute()
+    log_event("task.failed", graph_id, task_id, actor=owner)
+    return True
+
+
+def spawn_child(graph_id: int, owner: str, epoch: int, task_id: int, doc: dict[str, Any],
+                inputs: dict[str, Any], priority: int, root: int, depth: int,
+                now: float) -> GraphRow | None:
+    """Start a nested-graph task: its row -> running, a child graph owned by ``owner``;
+    returns the child as :func:`load_tree` would load it (None: the graph is not ours)."""
+    if not fence(graph_id, owner, epoch):
+        return None
+    n = Task.update(state="running", started=now, attempts=Task.attempts + 1, worker=None,
+                    args=dumps(inputs), waiting_for=None).where(
+        Task.id == task_id, Task.state.in_(("waiting", "queued"))).execute()
+    if not n:
+        return None
+    child = create_graph(doc, priority=priority, parent_task=task_id, root=root,
+                         depth=depth + 1, owner=owner, inputs=inputs, state="running")
+    # what load_tree would read back, without reading the graph row we just wrote
+    tasks = [_task_row(row) for row in _ONE_GRAPH_TASKS.execute(id=child.id).fetchall()]
+    return GraphRow(child.id, child.epoch, child.state, child.priority, task_id, root,
+                    depth + 1, doc, loads(child.inputs), tasks, {})
+
+
+def _complete() -> Any:
+    return Graph.update(
+        state=param("state"), outputs=param("outputs"), error=param("error"),
+        finished=param("now")).where(
+            Graph.id == param("id"), Graph.scheduler == param("owner"),
+            Graph.epoch == param("epoch"), Graph.state.in_(("running", "paused")))
+
+
+_COMPLETE = Statement(_complete)
+_COMPLETE_RETURNING = Statement(lambda: _complete().returning(Graph.parent_task))
+_PARENT_TASK = Statement(lambda: Graph.select(Graph.parent_task).where(Graph.id == param("id")))
+
+
+def complete_graph(graph_id: int, owner: str, epoch: int, state: str, outputs: Any,
+                   error: dict | None, now: float) -> bool:
+    """Close a graph; a nested graph also closes the task that spawned it."""
+    values = dict(id=graph_id, owner=owner, epoch=epoch, state=state,
+                  outputs=None if outputs is None else dumps(outputs),
+                  error=None if error is None else dumps(error), now=now)
+    if capabilities().returning:
+        row = _COMPLETE_RETURNING.execute(**values).fetchone()
+        if row is None:
+            return False
+        parent_task = row[0]
+    else:
+        if not _COMPLETE.execute(**values).rowcount:
+            return False
+        parent_task = _PARENT_TASK.execute(id=graph_id).fetchone()[0]
+    if parent_task is not None:
+        task_state = "finished" if state == "finished" else "failed"
+        Task.update(state=task_state, finished=now,
+                    result=dumps(outputs) if state == "finished" else None,
+                    error=None if state == "finished" else dumps(
+                        error or {"type": "GraphFailed", "message": f"nested graph {graph_id} "
+                                  f"{state}", "traceback": None})).where(
+            Task.id == parent_task, Task.state == "running").execute()
+    log_event(f"graph.{state}", graph_id, actor=owner)
+    return True
