@@ -24,6 +24,8 @@ import psutil
 from bench.load import GRAPHS, PUBLISHER, RATE, seed
 
 PRESSES = 40
+
+
 async def measure() -> dict[str, Any]:
     from textual import events
 
@@ -74,7 +76,7 @@ async def measure() -> dict[str, Any]:
             "key_to_screen_p95_ms": 1000 * ordered[int(0.95 * len(ordered)) - 1],
             "rss_mb": rss_end / 2**20, "rss_growth_mb": (rss_end - rss_start) / 2**20,
             "app_mb": (rss_start - rss_before_app) / 2**20,
-            "events_sent": sent, "events_received": received}
+            "events_sent": sent, "events_received": received, "keys_answered": len(latencies)}
 
 
 def main() -> None:

@@ -29,7 +29,7 @@ from bench.scenarios import NOOP, _percentile, _standard
 
 
 def chain(inst: Installation, n: int, i: int) -> dict[str, list[float]]:
-    from wgops.store.models import Event, Task
+    from wgops.store.models import LogEntry, Task
 
     tasks: dict[str, Any] = {"c0": {"run": NOOP}}
     for k in range(1, n):
@@ -40,8 +40,8 @@ def chain(inst: Installation, n: int, i: int) -> dict[str, list[float]]:
                             started, finished in Task.select(
                                 Task.id, Task.name, Task.queued_at, Task.started,
                                 Task.finished).where(Task.graph == ids[0]).tuples()})
-    logged = inst.db(lambda: dict(Event.select(Event.task, Event.ts).where(
-        Event.graph == ids[0], Event.kind == "task.finished").tuples()))
+    logged = inst.db(lambda: dict(LogEntry.select(LogEntry.task, LogEntry.ts).where(
+        LogEntry.graph == ids[0], LogEntry.kind == "task.finished").tuples()))
     out: dict[str, list[float]] = {"hop": [], "worker finish": [],
                                    "commit, notify, scheduler": [],
                                    "dispatch, broker, worker": []}

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-import json
 import os
 import signal
 import traceback
@@ -18,7 +17,8 @@ from typing import Any
 
 from wgops.daemon import allow
 from wgops.daemon.protocol import RunTask
-from wgops.daemon.slots import SlotPool, TaskFailed
+from wgops.daemon.results import TaskFailed, encode_result
+from wgops.daemon.slots import SlotProcesses
 from wgops.store.config import Settings
 
 OUTPUT_LIMIT = 64_000
@@ -37,16 +37,16 @@ class PythonExecutor:
     def __init__(self, settings: Settings, worker_id: str, slots: int):
         self.settings = settings
         self.worker_id = worker_id
-        self.pool = SlotPool(slots, settings.task_path)
+        self.slots = SlotProcesses(slots, settings.task_path)
         self.running: dict[int, asyncio.Task[Any]] = {}
         self._kinds: dict[str, bool] = {}        # target -> is coroutine function
         allow.add_task_path(settings.task_path)
 
     def start(self) -> None:
-        self.pool.start()
+        self.slots.start()
 
     def close(self) -> None:
-        self.pool.close()
+        self.slots.close()
 
     def _is_async(self, target: str) -> bool:
         if target not in self._kinds:
@@ -61,7 +61,7 @@ class PythonExecutor:
         except allow.NotAllowed as exc:
             raise TaskFailed("NotAllowed", str(exc)) from None
         if not is_async:
-            return await self.pool.run(msg.task, target, msg.args, msg.timeout,
+            return await self.slots.run(msg.task, target, msg.args, msg.timeout,
                                        self.settings.max_result_bytes)
         task = asyncio.ensure_future(allow.resolve(target)(**msg.args))
         self.running[msg.task] = task
@@ -78,22 +78,14 @@ class PythonExecutor:
                              traceback.format_exc()) from None
         finally:
             self.running.pop(msg.task, None)
-        try:
-            text = json.dumps(value)
-        except (TypeError, ValueError) as exc:
-            raise TaskFailed("TypeError", f"result of {msg.target} is not JSON-serialisable: "
-                             f"{exc}") from None
-        if len(text) > self.settings.max_result_bytes:
-            raise TaskFailed("ResultTooLarge", f"result of {msg.target} is {len(text)} bytes, "
-                             f"over the {self.settings.max_result_bytes}-byte limit")
-        return text
+        return encode_result(value, target, self.settings.max_result_bytes)
 
     def cancel(self, task_id: int) -> bool:
         task = self.running.get(task_id)
         if task is not None:
             task.cancel()
             return True
-        return self.pool.cancel(task_id)
+        return self.slots.cancel(task_id)
 
 
 def _current_cancelling() -> int:
@@ -135,11 +127,7 @@ class ShellExecutor:
                 why = f"exited with code {proc.returncode}"
             tail = result["stderr"].strip().splitlines()[-1:] if result["stderr"] else []
             raise ShellFailed(f"command {why}" + (f": {tail[0]}" if tail else ""), result)
-        text = json.dumps(result)
-        if len(text) > self.settings.max_result_bytes:
-            raise TaskFailed("ResultTooLarge", f"output of the command is {len(text)} bytes, "
-                             f"over the {self.settings.max_result_bytes}-byte limit")
-        return text
+        return encode_result(result, "the command", self.settings.max_result_bytes)
 
     @staticmethod
     def _kill(proc: asyncio.subprocess.Process) -> None:

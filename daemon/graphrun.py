@@ -12,6 +12,7 @@ from typing import Any
 
 from wgops.store.loading import GraphRow
 from wgops.store.models import TASK_TERMINAL
+from wgops.store.refs import iter_refs
 
 TERMINAL = frozenset(TASK_TERMINAL)
 
@@ -107,16 +108,8 @@ class GraphRun:
     def failed_names(self) -> list[str]:
         return [n.name for n in self.nodes.values() if n.state in ("failed", "killed")]
 
-    def referenced(self, node: Node, spec: dict[str, Any]) -> list[str]:
-        """Names of the tasks whose results ``node``'s arguments use."""
-        from wgops.store.refs import iter_refs
-
-        fields = [spec.get("args") or {}] + ([spec["shell"]] if node.kind == "shell" else [])
-        return sorted({r.head for r in iter_refs(fields) if r.head != "inputs"})
-
     def output_refs(self) -> list[str]:
-        from wgops.store.refs import iter_refs
-
+        """Names of the tasks whose results the graph's outputs use."""
         return sorted({r.head for r in iter_refs(self.outputs) if r.head != "inputs"})
 
     # -- transitions ----------------------------------------------------------------------

@@ -1,15 +1,16 @@
 """The scheduler daemon: claims graphs, resolves dependencies, dispatches ready tasks, drives
-nested graphs, collects outputs, adopts the graphs of dead schedulers. Never runs user code.
+nested graphs, collects outputs. Never runs user code.
 
-A loop object (``initialize`` / ``tick(now)`` / ``shutdown``): the heartbeat tick does the
-periodic work (heartbeat, adoption, pool retries, stall checks) at an injectable time.
+A loop object (``initialize`` / ``tick(now)`` / ``shutdown``) with an injectable clock. What
+it holds per graph is :class:`~wgops.daemon.graphrun.GraphRun` (pure dependency logic); which
+ready task goes out next is :class:`~wgops.daemon.dispatch.DispatchQueue` (pure); the periodic
+liveness checks (adoption, lost messages, orphans) are :class:`~wgops.daemon.watchdog.Watchdog`.
+Every write goes through the fenced transitions of :mod:`wgops.store.scheduling`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import heapq
-import itertools
 import logging
 import os
 import time
@@ -19,31 +20,34 @@ from typing import Any
 from aio_pika.abc import AbstractIncomingMessage
 
 from wgops.daemon.broker import Broker, event, refuse
+from wgops.daemon.dispatch import DispatchQueue, Item
 from wgops.daemon.graphrun import GraphRun, Node, spec_of
 from wgops.daemon.protocol import (
     SCHEDULER_OPS,
     Control,
     Event,
     LaunchGraph,
+    Reply,
     RunTask,
     TaskDone,
     TasksDone,
     check_control,
     decode,
 )
-from wgops.store import execution, liveness, loading, scheduling
+from wgops.daemon.watchdog import Watchdog
+from wgops.store import liveness, loading, scheduling
 from wgops.store.config import Settings
 from wgops.store.db import AsyncStore, Store
 from wgops.store.errors import ProtocolError
 from wgops.store.models import dumps
-from wgops.store.refs import MissingValue, substitute
+from wgops.store.refs import MissingValue, substitute, upstream
 
 logger = logging.getLogger(__name__)
 
-STALL_AFTER = 5.0          # seconds without news before in-flight tasks are checked in the DB
+BATCH = 500                # ready tasks taken per dispatch round
 
 
-class SchedulerDaemon:
+class SchedulerDaemon(Watchdog):
     def __init__(self, settings: Settings, sid: str, clock: Callable[[], float] = time.time):
         self.settings = settings
         self.id = sid
@@ -53,13 +57,8 @@ class SchedulerDaemon:
         self.broker = Broker(settings, f"wgops-scheduler-{sid}")
         self.names = self.broker.names
         self.runs: dict[int, GraphRun] = {}
-        self.ready: list[tuple[int, int, int, int]] = []     # (-priority, seq, graph, task)
-        self.held: dict[int, list[int]] = {}                 # paused graph -> ready task ids
-        self.blocked: dict[str, list[tuple[int, int, int, int]]] = {}   # pool -> ready, capped
-        self.timers: list[tuple[float, int, int, int]] = []  # (when, seq, graph, task) retries
-        self._timer_at: float | None = None
-        self.unsent: list[tuple[int, int, int, int]] = []    # queued, publish failed: retry
-        self.seq = itertools.count()
+        self.queue = DispatchQueue()
+        self._wake_at: float | None = None                   # the retry timer set, if any
         self.caps: dict[str, int | None] = {}
         self.served: set[str] = set()
         self._flush_scheduled = False
@@ -67,7 +66,7 @@ class SchedulerDaemon:
         self._declared: set[str] = set()
         self._consumers: list[tuple[Any, str]] = []
         self.stopping = False
-        self.tick_count = 0
+        self._start_watchdog()
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -120,39 +119,21 @@ class SchedulerDaemon:
     async def tick(self, now: float | None = None) -> None:
         """Periodic work; called every ``settings.heartbeat`` seconds."""
         now = self.clock() if now is None else now
-        self.tick_count += 1
-        await self.db.write(liveness.heartbeat_scheduler, self.id, os.getpid(),
-                            sum(1 for r in self.runs.values() if r.parent_task is None), now)
+        roots = sum(1 for r in self.runs.values() if r.parent_task is None)
+        await self.db.write(liveness.heartbeat_scheduler, self.id, os.getpid(), roots, now)
         await self.broker.emit(event("daemon.heartbeat", data={
             "kind": "scheduler", "id": self.id, "pid": os.getpid(), "graphs": len(self.runs)}))
-        for dead in await self.db.read(liveness.dead_schedulers, self.id, now,
-                                       self.settings.stale_after):
-            roots = await self.db.write(liveness.adopt, dead, self.id, now)
-            if roots:
-                logger.warning("adopting %d graphs of dead scheduler %s", len(roots), dead)
-            for gid in roots:
-                await self._load(gid, now)
+        await self.watch(now)
         await self._refresh_pools(now)
-        self._fire_timers(now)
-        if any(self.blocked.values()):
-            self._requeue_blocked()
-        if self.unsent:
-            for item in self.unsent:
-                heapq.heappush(self.ready, item)
-            self.unsent.clear()
-        if self.tick_count % 3 == 0:
-            await self._check_stalled(now)
-            await self._check_detached(now)
-        if self.tick_count % 10 == 0:
-            for gid, priority in await self.db.read(liveness.orphans,
-                                                    now - 10 * self.settings.stale_after):
-                await self.broker.publish(self.names.graphs, LaunchGraph(graph=gid),
-                                          priority=priority)
+        self._release_retries(now)
+        self.queue.uncap()
+        self.queue.resend()
         self._schedule_flush()
 
     async def _refresh_pools(self, now: float) -> None:
         before = self.served
-        self.caps, self.served = await self.db.read(liveness.live_pools, now, self.settings.stale_after)
+        self.caps, self.served = await self.db.read(liveness.live_pools, now,
+                                                    self.settings.stale_after)
         if self.served - before:
             await self.db.write(scheduling.clear_unserved, sorted(self.served - before))
 
@@ -208,7 +189,8 @@ class SchedulerDaemon:
                 await self._on_control(msg, message)
             elif isinstance(msg, Event) and msg.topic == "pool.changed":
                 await self._refresh_pools(self.clock())
-                self._requeue_blocked()
+                self.queue.uncap()
+                self._schedule_flush()
             elif isinstance(msg, Event) and msg.topic == "daemon.started":
                 await self._refresh_pools(self.clock())   # a new worker may serve a new pool
         except Exception:  # noqa: BLE001 - loop boundary; the stall check recovers
@@ -222,8 +204,6 @@ class SchedulerDaemon:
         elif msg.op == "drop" and msg.graph is not None:
             self._forget_tree(msg.graph)
         elif msg.op == "ping" and message.reply_to:
-            from wgops.daemon.protocol import Reply
-
             await self.broker.publish(message.reply_to, Reply(ok=True, data={
                 "id": self.id, "graphs": len(self.runs)}), persistent=False, mandatory=False)
 
@@ -242,16 +222,14 @@ class SchedulerDaemon:
             if msg.attempt > node.attempt:
                 node.attempt = msg.attempt
                 node.state = "queued"
-                heapq.heappush(self.timers, (msg.not_before or now, next(self.seq), run.id,
-                                             node.id))
-                self._fire_timers(now)
+                self.queue.retry_at(msg.not_before or now, run.id, node.id)
+                self._release_retries(now)
             return
         if msg.state in ("running",):
             node.state = "running"
             return
         await self._settle(run, node, msg.state, now)
-        if any(self.blocked.values()):
-            self._requeue_blocked()
+        self.queue.uncap()                  # a task ended: its pool may have room
         self._schedule_flush()
 
     # -- graph life ---------------------------------------------------------------------------
@@ -287,7 +265,6 @@ class SchedulerDaemon:
         while stack:
             run = self.runs.pop(stack.pop(), None)
             if run is not None:
-                self.held.pop(run.id, None)
                 stack.extend(n.child for n in run.nodes.values() if n.child is not None)
 
     async def _reconcile(self, run: GraphRun, now: float) -> None:
@@ -318,7 +295,7 @@ class SchedulerDaemon:
         await self._settle(run, node, "finished" if state[0] == "finished" else "failed", now)
 
     def _queue(self, run: GraphRun, node: Node) -> None:
-        heapq.heappush(self.ready, (-run.priority, next(self.seq), run.id, node.id))
+        self.queue.push(run.priority, run.id, node.id)
 
     async def _settle(self, run: GraphRun, node: Node, state: str, now: float) -> None:
         """A task reached a terminal state: wake its dependents, skip the doomed, finish."""
@@ -338,8 +315,8 @@ class SchedulerDaemon:
     async def _skip(self, run: GraphRun, nodes: list[Node], now: float) -> None:
         failed = ", ".join(sorted({self.runs[run.id].nodes[d].name for n in nodes
                                    for d in n.deps if run.nodes[d].state != "finished"}))
-        if not await self.db.write(scheduling.skip, run.id, self.id, run.epoch, [n.id for n in nodes],
-                                   failed or "a dependency", now):
+        if not await self.db.write(scheduling.skip, run.id, self.id, run.epoch,
+                                   [n.id for n in nodes], failed or "a dependency", now):
             self._forget_tree(run.root)
             return
         for node in nodes:
@@ -365,8 +342,8 @@ class SchedulerDaemon:
         if state == "failed" and error is None:
             error = {"type": "GraphFailed", "message": "failed tasks: "
                      + (", ".join(run.failed_names()) or "none"), "traceback": None}
-        ok = await self.db.write(scheduling.complete_graph, run.id, self.id, run.epoch, state, outputs,
-                                 error, now)
+        ok = await self.db.write(scheduling.complete_graph, run.id, self.id, run.epoch, state,
+                                 outputs, error, now)
         self.runs.pop(run.id, None)
         if not ok:
             return
@@ -382,51 +359,42 @@ class SchedulerDaemon:
     # -- dispatch -----------------------------------------------------------------------------
 
     def _schedule_flush(self) -> None:
-        if not self._flush_scheduled and (self.ready or self.timers):
+        if not self._flush_scheduled and self.queue.has_ready:
             self._flush_scheduled = True
             asyncio.get_running_loop().create_task(self._flush())
 
-    def _fire_timers(self, now: float) -> None:
-        while self.timers and self.timers[0][0] <= now:
-            _, _, gid, tid = heapq.heappop(self.timers)
+    def _release_retries(self, now: float) -> None:
+        """Queue the retries that are due; set a timer for the next one."""
+        for gid, tid in self.queue.due(now):
             run = self.runs.get(gid)
             if run is not None and tid in run.nodes:
                 self._queue(run, run.nodes[tid])
-        if self.timers and (self._timer_at is None or self.timers[0][0] < self._timer_at):
-            self._timer_at = self.timers[0][0]
-            asyncio.get_running_loop().call_later(max(0.0, self._timer_at - now),
-                                                  self._timer_wake)
-
-    def _timer_wake(self) -> None:
-        self._timer_at = None
-        self._fire_timers(self.clock())
+        when = self.queue.next_retry
+        if when is not None and (self._wake_at is None or when < self._wake_at):
+            self._wake_at = when
+            asyncio.get_running_loop().call_later(max(0.0, when - now), self._retry_wake)
         self._schedule_flush()
 
-    def _requeue_blocked(self) -> None:
-        for items in self.blocked.values():
-            for item in items:
-                heapq.heappush(self.ready, item)
-            items.clear()
-        self._schedule_flush()
+    def _retry_wake(self) -> None:
+        self._wake_at = None
+        self._release_retries(self.clock())
+
+    def _dispatchable(self, item: Item) -> bool:
+        """Whether a queued item still names a task to dispatch: its graph is held here and
+        not paused (a paused graph's ready tasks are found again when it plays: reload)."""
+        run = self.runs.get(item[2])
+        node = run.nodes.get(item[3]) if run else None
+        return node is not None and node.state in ("waiting", "queued") and \
+            run is not None and run.state != "paused"
 
     async def _flush(self) -> None:
         try:
             async with self._flush_lock:
-                while self.ready and not self.stopping:
-                    batch: dict[int, list[tuple[tuple[int, int, int, int], Node]]] = {}
-                    size = 0
-                    while self.ready and size < 500:
-                        item = heapq.heappop(self.ready)
-                        run = self.runs.get(item[2])
-                        node = run.nodes.get(item[3]) if run else None
-                        if run is None or node is None or node.state not in ("waiting",
-                                                                             "queued"):
-                            continue
-                        if run.state == "paused":
-                            self.held.setdefault(run.id, []).append(node.id)
-                            continue
-                        batch.setdefault(run.id, []).append((item, node))
-                        size += 1
+                while self.queue.has_ready and not self.stopping:
+                    batch: dict[int, list[tuple[Item, Node]]] = {}
+                    for item in self.queue.take(BATCH, self._dispatchable):
+                        batch.setdefault(item[2], []).append(
+                            (item, self.runs[item[2]].nodes[item[3]]))
                     if any(node.pool not in self.served for items in batch.values()
                            for _, node in items):
                         # once per batch: a worker may have come up since the last tick
@@ -437,18 +405,17 @@ class SchedulerDaemon:
             logger.exception("dispatching ready tasks")
         finally:
             self._flush_scheduled = False
-        if self.ready and not self.stopping:
+        if self.queue.has_ready and not self.stopping:
             self._schedule_flush()
 
-    async def _dispatch(self, run: GraphRun, items: list[tuple[Any, Node]]) -> None:
+    async def _dispatch(self, run: GraphRun, items: list[tuple[Item, Node]]) -> None:
         now = self.clock()
         specs = {node.id: spec_of(node) for _, node in items}
-        needed = sorted({name for _, node in items for name in run.referenced(node,
-                                                                              specs[node.id])})
+        needed = sorted({name for _, node in items for name in upstream(specs[node.id])})
         values: dict[str, Any] = {"inputs": run.inputs}
         if needed:
             values.update(await self.db.read(loading.results, run.id, needed))
-        leaf: list[tuple[Any, Node, RunTask]] = []
+        leaf: list[tuple[Item, Node, RunTask]] = []
         for item, node in items:
             spec = specs[node.id]
             try:
@@ -469,8 +436,8 @@ class SchedulerDaemon:
         if not leaf:
             return
         fresh = [(n.id, n.pool, dumps(m.args)) for _, n, m in leaf if n.state == "waiting"]
-        owned, queued_ids, held = await self.db.write(scheduling.dispatch, run.id, self.id, run.epoch,
-                                                      fresh, now)
+        owned, queued_ids, capped = await self.db.write(scheduling.dispatch, run.id, self.id,
+                                                        run.epoch, fresh, now)
         if not owned:
             await self._reload(run.root, now)
             return
@@ -478,8 +445,8 @@ class SchedulerDaemon:
         publish = []
         unserved: list[int] = []
         for item, node, msg in leaf:
-            if node.id in held:
-                self.blocked.setdefault(node.pool, []).append(item)
+            if node.id in capped:
+                self.queue.cap(node.pool, item)
                 continue
             if node.state == "waiting" and node.id not in queued:
                 continue
@@ -493,14 +460,15 @@ class SchedulerDaemon:
             publish.append((queue, msg, run.priority, None))
         if unserved:
             pools = sorted({run.nodes[t].pool for t in unserved})
-            await self.db.write(scheduling.note_reason, unserved, scheduling.UNSERVED + ", ".join(pools))
+            await self.db.write(scheduling.note_reason, unserved,
+                                scheduling.UNSERVED + ", ".join(pools))
         try:
             await self.broker.publish_many(publish)
         except Exception:  # noqa: BLE001 - broker down: the rows say queued, publish again
             logger.warning("could not publish %d tasks of graph %s (broker unavailable?); "
                            "retrying on the next tick", len(publish), run.id, exc_info=True)
-            self.unsent.extend(item for item, node, _ in leaf if node.id not in held
-                               and node.state == "queued")
+            self.queue.unsent(item for item, node, _ in leaf if node.id not in capped
+                              and node.state == "queued")
             return
         run.last_activity = now
         for _, msg, _, _ in publish:
@@ -511,8 +479,8 @@ class SchedulerDaemon:
     async def _fail_here(self, run: GraphRun, node: Node, kind: str, message: str,
                          now: float) -> None:
         error = {"type": kind, "message": message, "traceback": None}
-        if await self.db.write(scheduling.fail_in_scheduler, run.id, self.id, run.epoch, node.id, error,
-                               now):
+        if await self.db.write(scheduling.fail_in_scheduler, run.id, self.id, run.epoch, node.id,
+                               error, now):
             await self._settle(run, node, "failed", now)
 
     async def _spawn(self, run: GraphRun, node: Node, spec: dict[str, Any],
@@ -534,59 +502,3 @@ class SchedulerDaemon:
         await self.broker.emit(event("graph.running", graph=child.id, state="running",
                                      data={"parent": run.id}))
         await self._reconcile(child, now)
-
-    # -- stall check ---------------------------------------------------------------------------
-
-    async def _check_detached(self, now: float) -> None:
-        """Liveness check: a detached task (its message acked early, near the broker's
-        consumer_timeout) whose worker died has no message to be redelivered: re-queue it
-        (lost + 1), or quarantine it at ``max_lost``. Dead means silent for 3 x stale_after:
-        a database hiccup that delays heartbeats must not cause a second run."""
-        lost = await self.db.read(liveness.dead_worker_tasks, now, self.settings.stale_after,
-                                  self.id, True)
-        for task_id, graph_id, attempts, worker in lost:
-            verdict = await self.db.write(execution.requeue_lost, task_id, attempts, worker,
-                                          self.settings.max_lost, now)
-            run = self.runs.get(graph_id)
-            node = run.nodes.get(task_id) if run is not None else None
-            if verdict == "raced" or run is None or node is None:
-                continue
-            logger.warning("detached task %s lost its worker %s: %s", task_id, worker, verdict)
-            if verdict == "queued":
-                node.attempt, node.state = attempts, "queued"
-                self._queue(run, node)
-            else:
-                await self._settle(run, node, "failed", now)
-
-    async def _check_stalled(self, now: float) -> None:
-        """In-flight tasks with no news for a while: ask the database (a lost message)."""
-        due: list[GraphRun] = []
-        ids: list[int] = []
-        for run in self.runs.values():
-            if run.stall_due(now, STALL_AFTER):
-                nodes = [n.id for n in run.in_flight() if n.kind != "graph"]
-                if nodes:
-                    due.append(run)
-                    ids.extend(nodes)
-            if len(ids) > 5000:
-                break
-        if not ids:
-            return
-        states = await self.db.read(loading.task_states, ids)
-        for run in due:
-            if run.id not in self.runs:
-                continue
-            run.quiet_checks += 1
-            run.last_activity = now
-            for node in run.in_flight():
-                state = states.get(node.id)
-                if state is None:
-                    continue
-                if state[0] in ("finished", "failed", "skipped", "killed"):
-                    logger.info("task %s %s while nobody listened", node.id, state[0])
-                    await self._settle(run, node, state[0], now)
-                    if run.id not in self.runs:
-                        break
-                elif state[0] == "queued" and node.state == "running":
-                    node.state = "queued"
-        self._schedule_flush()

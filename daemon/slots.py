@@ -9,7 +9,6 @@ that crashes its process fails, the worker lives on. The event loop waits on the
 from __future__ import annotations
 
 import asyncio
-import json
 import multiprocessing
 import select
 import signal
@@ -18,14 +17,7 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 from wgops.daemon import allow
-
-
-class TaskFailed(Exception):
-    def __init__(self, kind: str, message: str, tb: str | None = None):
-        super().__init__(message)
-        self.kind = kind
-        self.message = message
-        self.tb = tb
+from wgops.daemon.results import TaskFailed, encode_result
 
 
 def _child(conn: Connection, task_path: tuple[str, ...]) -> None:
@@ -40,16 +32,7 @@ def _child(conn: Connection, task_path: tuple[str, ...]) -> None:
         target, args, max_bytes = request
         try:
             func = allow.resolve(target)
-            value = func(**args)
-            try:
-                text = json.dumps(value)
-            except (TypeError, ValueError) as exc:
-                raise TaskFailed("TypeError", f"result of {target} is not JSON-serialisable: "
-                                 f"{exc}") from None
-            if len(text) > max_bytes:
-                raise TaskFailed("ResultTooLarge", f"result of {target} is {len(text)} bytes, "
-                                 f"over the {max_bytes}-byte limit")
-            conn.send(("ok", text))
+            conn.send(("ok", encode_result(func(**args), target, max_bytes)))
         except TaskFailed as exc:
             conn.send(("err", exc.kind, exc.message, None))
         except allow.NotAllowed as exc:
@@ -120,12 +103,12 @@ class Slot:
         self.conn.close()
 
 
-class SlotPool:
+class SlotProcesses:
     """``size`` slot processes; ``run`` borrows one for one call."""
 
     def __init__(self, size: int, task_path: tuple[str, ...]):
         self.ctx = multiprocessing.get_context("forkserver")
-        self.ctx.set_forkserver_preload(["wgops.daemon.slots", "json"])
+        self.ctx.set_forkserver_preload(["wgops.daemon.slots"])
         self.task_path = task_path
         self.size = size
         self.idle: list[Slot] = []

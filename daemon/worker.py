@@ -9,6 +9,7 @@ tasks finish within the grace period, hand the rest back to the queue.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import time
@@ -29,7 +30,7 @@ from wgops.daemon.protocol import (
     check_control,
     decode,
 )
-from wgops.daemon.slots import TaskFailed
+from wgops.daemon.results import TaskFailed
 from wgops.store import execution, liveness, loading
 from wgops.store.config import Settings
 from wgops.store.db import AsyncStore, Store
@@ -342,8 +343,6 @@ class WorkerDaemon:
             result = await executor.execute(msg)
             state = "finished"
         except ShellFailed as exc:
-            import json
-
             state, result = "failed", json.dumps(exc.result)
             error = {"type": exc.kind, "message": exc.message, "traceback": exc.tb}
         except TaskFailed as exc:
@@ -354,8 +353,8 @@ class WorkerDaemon:
         if state == "failed" and attempts <= msg.retries and error and \
                 error["type"] not in ("NotAllowed", "Cancelled"):
             state, not_before = "queued", now + msg.retry_delay
-        owner = await self.db.write(execution.finish, msg.task, attempts, self.id, state, result, error,
-                                    not_before, now)
+        owner = await self.db.write(execution.finish, msg.task, attempts, self.id, state, result,
+                                    error, not_before, now)
         if owner is False:
             logger.info("task %s attempt %d was superseded (killed or re-run); result dropped",
                         msg.task, attempts)

@@ -1,0 +1,2 @@
+"""The bundled examples: task functions (:mod:`.tasks`, allowed by default) and the graph
+documents the demo submits."""

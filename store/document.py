@@ -6,6 +6,7 @@ included. Every error names its culprit (the task, the reference, the line).
 
 from __future__ import annotations
 
+import graphlib
 import re
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,7 @@ from typing import Any
 import yaml
 
 from wgops.store.errors import DocumentError
-from wgops.store.refs import iter_refs
+from wgops.store.refs import iter_refs, task_refs
 from wgops.store.targets import canonical, is_target
 
 NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
@@ -246,8 +247,7 @@ def _deps(where: str, tname: str, task: dict, tasks: dict, inputs: set[str]) -> 
             raise DocumentError(f"{where}: task {tname!r}: after names unknown task {target!r}")
         if target not in deps:
             deps.append(target)
-    fields = [task["args"]] + ([task["shell"]] if task["kind"] == "shell" else [])
-    for ref in iter_refs(fields):
+    for _, ref in task_refs(task):
         _check_ref(where, f"task {tname!r}", ref, tasks, inputs)
         if ref.head != "inputs" and ref.head not in deps:
             deps.append(ref.head)
@@ -271,23 +271,9 @@ def _check_ref(where: str, owner: str, ref: Any, tasks: dict, inputs: set[str]) 
 
 
 def _check_cycles(where: str, tasks: dict[str, dict]) -> None:
-    """Depth-first search without recursion; a back edge names the cycle's tasks in order."""
-    state: dict[str, int] = {}
-    for root in tasks:
-        if root in state:
-            continue
-        path: list[str] = [root]
-        iters = [iter(tasks[root]["deps"])]
-        state[root] = 1
-        while iters:
-            dep = next(iters[-1], None)
-            if dep is None:
-                state[path.pop()] = 2
-                iters.pop()
-            elif state.get(dep) == 1:
-                cycle = path[path.index(dep):] + [dep]
-                raise DocumentError(f"{where}: cycle between tasks: {' -> '.join(cycle)}")
-            elif dep not in state:
-                state[dep] = 1
-                path.append(dep)
-                iters.append(iter(tasks[dep]["deps"]))
+    """A cycle is named by its tasks in dependency order (``a -> c -> b -> a``: a needs c)."""
+    try:
+        graphlib.TopologicalSorter({name: task["deps"] for name, task in tasks.items()}).prepare()
+    except graphlib.CycleError as exc:
+        cycle = list(reversed(exc.args[1]))      # graphlib names each task's dependent next
+        raise DocumentError(f"{where}: cycle between tasks: {' -> '.join(cycle)}") from None

@@ -39,6 +39,23 @@ def iter_refs(value: Any) -> Iterator[Ref]:
             yield from iter_refs(item)
 
 
+def task_refs(spec: dict[str, Any]) -> Iterator[tuple[str, Ref]]:
+    """Every reference a task's document entry makes, with where it is: the argument's name,
+    or ``(command)`` for a shell task's command. The one walk over a task's fields, for
+    validation, dispatch and lineage alike."""
+    for arg, value in (spec.get("args") or {}).items():
+        for ref in iter_refs(value):
+            yield str(arg), ref
+    if isinstance(spec.get("shell"), str):
+        for ref in iter_refs(spec["shell"]):
+            yield "(command)", ref
+
+
+def upstream(spec: dict[str, Any]) -> list[str]:
+    """The names of the tasks whose results a task uses (sorted, each once)."""
+    return sorted({ref.head for _, ref in task_refs(spec) if ref.head != "inputs"})
+
+
 class MissingValue(LookupError):
     """A reference points at a key its target does not have."""
 

@@ -116,7 +116,7 @@ def dispatch(graph_id: int, owner: str, epoch: int, items: list[tuple[int, str, 
     if not fence(graph_id, owner, epoch):
         return False, [], {}
     queued: list[int] = []
-    held: dict[int, str] = {}
+    capped: dict[int, str] = {}
     by_pool: dict[str, list[tuple[int, str]]] = {}
     for task_id, pool, args in items:
         by_pool.setdefault(pool, []).append((task_id, args))
@@ -125,14 +125,14 @@ def dispatch(graph_id: int, owner: str, epoch: int, items: list[tuple[int, str, 
         if cap is not None:
             room = max(0, cap - active)
             for task_id, _ in pool_items[room:]:
-                held[task_id] = f"pool {pool} at its cap ({cap}/{cap} running or queued)"
+                capped[task_id] = f"pool {pool} at its cap ({cap}/{cap} running or queued)"
             pool_items = pool_items[:room]
         queued.extend(queue_tasks(pool_items, now))
-    for task_id, reason in held.items():
+    for task_id, reason in capped.items():
         Task.update(waiting_for=reason).where(Task.id == task_id, Task.state == "waiting",
                                               (Task.waiting_for.is_null()) |
                                               (Task.waiting_for != reason)).execute()
-    return True, queued, held
+    return True, queued, capped
 
 
 def note_reason(task_ids: list[int], reason: str | None) -> None:

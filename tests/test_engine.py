@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import time
 from pathlib import Path
 
 import aio_pika
@@ -64,7 +63,6 @@ def test_retries_then_success(cluster: Cluster, tmp_path: Path) -> None:
     f = shown["tasks"][0]
     assert shown["state"] == "finished"
     assert f["attempts"] == 3 and f["result"] == "ok after 3"
-    assert f["finished"] - f["started"] < 5
 
 
 def test_failure_skips_dependents_and_independent_branch_finishes(cluster: Cluster) -> None:
@@ -168,13 +166,10 @@ def test_100_nested_graphs_on_a_single_worker_slot(cluster: Cluster, tmp_path: P
     (tmp_path / "top.yaml").write_text(json.dumps({
         "name": "hundred", "tasks": tasks,
         "outputs": {"first": "${n0.v}", "last": "${n99.v}"}}))
-    start = time.monotonic()
     gid = cluster.submit(str(tmp_path / "top.yaml"))
     shown = cluster.wait_graph(gid, timeout=120)
-    elapsed = time.monotonic() - start
     assert shown["state"] == "finished", shown
     assert shown["outputs"] == {"first": 1, "last": 100}
-    print(f"\n100 nested graphs (two levels) on one slot: {elapsed:.2f}s")
 
 
 def test_pause_and_play(cluster: Cluster) -> None:
@@ -191,8 +186,9 @@ def test_pause_and_play(cluster: Cluster) -> None:
     tasks = cluster.tasks(gid)
     assert tasks["b"]["state"] == "waiting" and tasks["b"]["waiting_for"] == "graph paused"
     assert tasks["c"]["waiting_for"] == "waiting for b"
-    # it stays paused: b does not start
-    time.sleep(1.0)
+    # it stays paused: b does not start, though the scheduler has heard that a finished and
+    # has been through two more heartbeats since
+    cluster.wait_ticks("scheduler", 2, after=tasks["a"]["finished"])
     assert cluster.tasks(gid)["b"]["state"] == "waiting"
     cluster.cli("graph", "play", str(gid))
     assert cluster.wait_graph(gid)["state"] == "finished"
@@ -207,7 +203,6 @@ def test_kill_a_graph_whose_scheduler_is_dead(cluster: Cluster, tmp_path: Path) 
         "never": {"run": "tests.tasks:record", "args": {"log": str(log)}, "after": ["long"]}}})
     wait_for(lambda: cluster.tasks(gid)["long"]["state"] == "running", 20, what="running")
     cluster.kill9(sched)
-    start = time.monotonic()
     out = cluster.cli("graph", "kill", str(gid))
     assert "killed" in out.stdout
     shown = cluster.show(gid)
@@ -217,7 +212,6 @@ def test_kill_a_graph_whose_scheduler_is_dead(cluster: Cluster, tmp_path: Path) 
     from wgops.store.models import Worker
 
     wait_for(lambda: cluster.db(lambda: Worker.get().busy) == 0, 10, what="slot freed")
-    assert time.monotonic() - start < 10
     # a late result changes nothing
     assert cluster.show(gid)["tasks"][0]["state"] == "killed"
     assert not log.exists()
@@ -240,9 +234,9 @@ def test_reassign_between_live_schedulers(cluster: Cluster) -> None:
     shown = cluster.wait_graph(gid)
     assert shown["state"] == "finished" and shown["scheduler"] == sid2
     assert all(t["attempts"] == 1 for t in shown["tasks"])
-    from wgops.store.models import Event
+    from wgops.store.models import LogEntry
 
-    kinds = cluster.db(lambda: [e.kind for e in Event.select().where(Event.graph == gid)])
+    kinds = cluster.db(lambda: [e.kind for e in LogEntry.select().where(LogEntry.graph == gid)])
     assert "graph.reassigned" in kinds
     bad = cluster.cli("graph", "reassign", str(gid), "--to", "nobody", check=False)
     assert bad.returncode == 2 and "finished" in bad.stderr
@@ -262,14 +256,10 @@ def test_kill9_scheduler_mid_run_is_adopted(cluster: Cluster) -> None:
     wait_for(lambda: cluster.tasks(ids[0])["t1"]["state"] != "waiting", 20, what="progress")
     assert all(cluster.state(g) == "running" for g in ids)
     cluster.kill9(s1)
-    killed_at = time.monotonic()
     wait_for(lambda: all(cluster.owner(g) == sid2 for g in ids), 15, 0.1, "adoption")
-    adopted_in = time.monotonic() - killed_at
     for g in ids:
         shown = cluster.wait_graph(g)
         assert shown["state"] == "finished", shown
-    assert adopted_in < 5, f"adoption took {adopted_in:.1f}s"
-    print(f"\nadopted within {adopted_in:.2f}s of kill -9")
 
 
 def test_kill9_worker_mid_task_runs_again_elsewhere(cluster: Cluster, tmp_path: Path) -> None:

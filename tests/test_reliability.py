@@ -200,10 +200,10 @@ class BrokerOutage:
 
 
 def finished_events(cluster: Cluster, gids: list[int]) -> Counter[int]:
-    from wgops.store.models import Event
+    from wgops.store.models import LogEntry
 
-    return cluster.db(lambda: Counter(e.task for e in Event.select().where(
-        Event.graph.in_(gids), Event.kind == "task.finished")))
+    return cluster.db(lambda: Counter(e.task for e in LogEntry.select().where(
+        LogEntry.graph.in_(gids), LogEntry.kind == "task.finished")))
 
 
 HANDLES_PER_QUEUE = 6      # seen on 3.10.8: 1,981 recovered classic queues held 10,344

@@ -8,24 +8,25 @@ from typing import Any
 
 import pytest
 
-from wgops.daemon.slots import SlotPool, TaskFailed
+from wgops.daemon.results import TaskFailed
+from wgops.daemon.slots import SlotProcesses
 
 ROOT = str(Path(__file__).resolve().parent.parent)
 
 
 @pytest.fixture
 async def pool() -> Any:
-    slots = SlotPool(2, (ROOT,))
+    slots = SlotProcesses(2, (ROOT,))
     slots.start()
     yield slots
     slots.close()
 
 
-async def run(pool: SlotPool, target: str, timeout: float | None = None, **args: Any) -> str:
+async def run(pool: SlotProcesses, target: str, timeout: float | None = None, **args: Any) -> str:
     return await pool.run(1, target, args, timeout, 1_000_000)
 
 
-async def test_results_and_errors(pool: SlotPool) -> None:
+async def test_results_and_errors(pool: SlotProcesses) -> None:
     assert await run(pool, "tests.tasks:add", a=1, b=2) == "3"
     with pytest.raises(TaskFailed) as failed:
         await run(pool, "tests.tasks:boom", message="no")
@@ -37,7 +38,7 @@ async def test_results_and_errors(pool: SlotPool) -> None:
     assert len(pool.idle) == 2          # the slots survived their tasks' errors
 
 
-async def test_a_slot_that_dies_fails_its_task_and_is_replaced(pool: SlotPool) -> None:
+async def test_a_slot_that_dies_fails_its_task_and_is_replaced(pool: SlotProcesses) -> None:
     before = {s.process.pid for s in pool.idle}
     with pytest.raises(TaskFailed) as failed:
         await run(pool, "tests.tasks:exit_now", code=3)
@@ -49,14 +50,14 @@ async def test_a_slot_that_dies_fails_its_task_and_is_replaced(pool: SlotPool) -
     assert all(s.process.is_alive() for s in pool.idle)
 
 
-async def test_a_timeout_kills_the_slot_and_the_next_task_runs(pool: SlotPool) -> None:
+async def test_a_timeout_kills_the_slot_and_the_next_task_runs(pool: SlotProcesses) -> None:
     with pytest.raises(TaskFailed) as failed:
         await run(pool, "tests.tasks:sleep", timeout=0.3, seconds=30)
     assert failed.value.kind == "Timeout"
     assert await run(pool, "tests.tasks:add", a=1, b=1) == "2"
 
 
-async def test_cancel_stops_a_running_task(pool: SlotPool) -> None:
+async def test_cancel_stops_a_running_task(pool: SlotProcesses) -> None:
     task = asyncio.ensure_future(pool.run(7, "tests.tasks:sleep", {"seconds": 30}, None, 1000))
     while 7 not in pool.busy:
         await asyncio.sleep(0.01)
@@ -68,7 +69,7 @@ async def test_cancel_stops_a_running_task(pool: SlotPool) -> None:
     assert not pool.cancel(7)
 
 
-async def test_a_slot_that_died_while_idle_is_not_handed_a_task(pool: SlotPool) -> None:
+async def test_a_slot_that_died_while_idle_is_not_handed_a_task(pool: SlotProcesses) -> None:
     dead = list(pool.idle)
     assert dead and all(slot.alive() for slot in dead)
     for slot in dead:

@@ -476,8 +476,8 @@ def test_dispatch_queues_each_task_with_its_own_arguments(store: Store, caps: st
     set_tasks(g, t3="running")                   # no longer waiting: not queued again
     items = [(tid, "default", dumps({"k": k})) for k, tid in enumerate(ids)]
     with store.write():
-        owned, queued, held = scheduling.dispatch(g.id, "s1", g.epoch, items, 50.0)
-    assert owned and not held
+        owned, queued, capped = scheduling.dispatch(g.id, "s1", g.epoch, items, 50.0)
+    assert owned and not capped
     assert sorted(queued) == sorted(ids[:3] + ids[4:])
     rows = {t.id: t for t in Task.select().where(Task.graph == g.id)}
     for k, tid in enumerate(ids):
@@ -507,10 +507,10 @@ def test_dispatch_holds_back_what_a_pool_cap_has_no_room_for(store: Store, caps:
     set_tasks(g, t0="running")                    # one of the three already taken
     items = [(tid, "gpu", "{}") for tid in ids[1:]]
     with store.write():
-        owned, queued, held = scheduling.dispatch(g.id, "s1", g.epoch, items, 60.0)
-    assert owned and sorted(queued) == ids[1:3] and sorted(held) == ids[3:]
-    assert held[ids[3]] == "pool gpu at its cap (3/3 running or queued)"
-    assert Task.get_by_id(ids[4]).waiting_for == held[ids[4]]
+        owned, queued, capped = scheduling.dispatch(g.id, "s1", g.epoch, items, 60.0)
+    assert owned and sorted(queued) == ids[1:3] and sorted(capped) == ids[3:]
+    assert capped[ids[3]] == "pool gpu at its cap (3/3 running or queued)"
+    assert Task.get_by_id(ids[4]).waiting_for == capped[ids[4]]
     assert scheduling.pool_room("gpu") == (3, 3)
     assert scheduling.pool_room("nowhere") == (None, 0)
 

@@ -42,31 +42,20 @@ def _spawn(settings: Settings, kind: str, *extra: str) -> subprocess.Popen[bytes
 
 def _wait_announced(settings: Settings, procs: dict[str, subprocess.Popen[bytes]],
                     timeout: float = 30) -> None:
-    from wgops.store.db import open_store
-    from wgops.store.models import Scheduler, Worker
+    from wgops.daemon.probes import announced_pids
 
-    store = open_store(settings.db_url)
     deadline = time.monotonic() + timeout
-    try:
-        while True:
-            for kind, proc in procs.items():
-                if proc.poll() is not None:
-                    raise Unreachable(f"the demo {kind} exited with code {proc.returncode}; see "
-                                      f"{settings.logs_dir / f'demo-{kind}.log'}")
-            store.connect()
-            up = (Scheduler.select().where(Scheduler.pid == procs["scheduler"].pid,
-                                           Scheduler.state == "running").exists()
-                  and Worker.select().where(Worker.pid == procs["worker"].pid,
-                                            Worker.state == "running").exists())
-            store.close()
-            if up:
-                return
-            if time.monotonic() > deadline:
-                raise Unreachable("the demo daemons did not announce themselves within "
-                                  f"{timeout:.0f}s; see {settings.logs_dir}")
-            time.sleep(0.2)
-    finally:
-        store.close()
+    while True:
+        for kind, proc in procs.items():
+            if proc.poll() is not None:
+                raise Unreachable(f"the demo {kind} exited with code {proc.returncode}; see "
+                                  f"{settings.logs_dir / f'demo-{kind}.log'}")
+        if all(announced_pids(settings, kind, [proc.pid]) for kind, proc in procs.items()):
+            return
+        if time.monotonic() > deadline:
+            raise Unreachable("the demo daemons did not announce themselves within "
+                              f"{timeout:.0f}s; see {settings.logs_dir}")
+        time.sleep(0.2)
 
 
 def _stop(procs: list[subprocess.Popen[bytes]], grace: float) -> None:

@@ -21,7 +21,7 @@ from typing import Any
 
 import aio_pika
 import aiormq
-from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractIncomingMessage
+from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractRobustConnection
 
 from wgops.console.data.model import Connection, EventBatch, EventRow
 from wgops.daemon.protocol import Names
@@ -32,6 +32,8 @@ logger = logging.getLogger(__name__)
 QUEUE_MAX = 2000            # x-max-length of the console's own events queue
 KEEP = 500                  # events kept per drain (the rest are counted as dropped)
 RATE_WINDOW = 10            # seconds of per-topic counts kept for rates
+RECONNECT_INTERVAL = 1.0    # seconds between reconnection attempts once connected
+DEPTH_TIMEOUT = 2.0         # seconds a queue depth may take
 ERRORS = (ConnectionError, OSError, asyncio.TimeoutError, aiormq.exceptions.AMQPError,
           aio_pika.exceptions.AMQPException)
 
@@ -117,11 +119,15 @@ class EventBuffer:
 
 
 class BrokerLink:
-    """One plain AMQP connection, re-established with back-off, for events and depths.
+    """One robust AMQP connection for events and depths.
 
-    It runs on its own thread with its own event loop (:meth:`run_in_thread`), so decoding
-    hundreds of messages a second never delays a key press on the UI's loop; the UI reads
-    the coalesced :class:`EventBuffer` and asks for depths through :meth:`depth_from`.
+    The first connection is retried with back-off until the broker answers; from then on
+    aio-pika's robust connection reconnects by itself and restores the console's queue, its
+    binding and its consumer. Every (re)connection bumps :attr:`generation`, so the UI
+    catches up from the database. It runs on its own thread with its own event loop
+    (:meth:`run_in_thread`), so decoding hundreds of messages a second never delays a key
+    press on the UI's loop; the UI reads the coalesced :class:`EventBuffer` and asks for
+    depths through :meth:`depth_from`.
     """
 
     def __init__(self, settings: Settings, buffer: EventBuffer | None = None,
@@ -130,42 +136,39 @@ class BrokerLink:
         self.names = Names(settings.namespace)
         self.buffer = buffer or EventBuffer()
         self.queue_max = queue_max
-        self.connection: AbstractConnection | None = None
+        self.connection: AbstractRobustConnection | None = None
         self._depth_channel: AbstractChannel | None = None
         self.state = Connection(False, mask_url(settings.broker_url), "connecting")
         self.generation = 0            # bumped on every (re)connection: the UI catches up
         self.queue_name = f"{self.names.ns}.console.{socket.gethostname()}.{os.getpid()}"
-        self._lost = asyncio.Event()
 
     async def run(self, max_delay: float = 10.0) -> None:
-        """Connect, subscribe, and reconnect with back-off until cancelled."""
+        """Connect and subscribe (retrying with back-off), then follow until cancelled."""
         delay = 0.5
-        while True:
-            try:
-                await self._connect()
-                delay = 0.5
-                await self._lost.wait()
-                detail = "connection lost; reconnecting"
-            except ERRORS as exc:
-                detail = f"{type(exc).__name__}: {exc}".strip(": ")[:120]
-            except asyncio.CancelledError:
-                await self.close()
-                raise
+        try:
+            while self.connection is None:
+                try:
+                    await self._connect()
+                except ERRORS as exc:
+                    await self.close()
+                    detail = f"{type(exc).__name__}: {exc}".strip(": ")[:120]
+                    retry_at = time.strftime("%H:%M:%S", time.localtime(time.time() + delay))
+                    self.state = Connection(False, self.state.url,
+                                            f"{detail}; retry at {retry_at}")
+                    await asyncio.sleep(delay)
+                    delay = min(max_delay, delay * 2)
+            await asyncio.Event().wait()
+        finally:
             await self.close()
-            retry_at = time.time() + delay
-            self.state = Connection(False, self.state.url,
-                                    f"{detail}; retry at "
-                                    f"{time.strftime('%H:%M:%S', time.localtime(retry_at))}")
-            await asyncio.sleep(delay)
-            delay = min(max_delay, delay * 2)
 
     async def _connect(self) -> None:
-        self._lost.clear()
-        self.connection = await aio_pika.connect(
-            self.settings.broker_url, timeout=5,
+        connection = await aio_pika.connect_robust(
+            self.settings.broker_url, timeout=5, reconnect_interval=RECONNECT_INTERVAL,
             client_properties={"connection_name": f"wgops-console-{os.getpid()}"})
-        self.connection.close_callbacks.add(lambda *_: self._lost.set())
-        channel = await self.connection.channel()
+        self.connection = connection
+        connection.close_callbacks.add(self._lost)
+        connection.reconnect_callbacks.add(self._back)
+        channel = await connection.channel()
         exchange = await channel.declare_exchange(self.names.events, aio_pika.ExchangeType.TOPIC,
                                                   durable=True)
         queue = await channel.declare_queue(
@@ -173,6 +176,14 @@ class BrokerLink:
             arguments={"x-max-length": self.queue_max, "x-overflow": "drop-head"})
         await queue.bind(exchange, routing_key="#")
         await queue.consume(self._on_message, no_ack=True)
+        self._back()
+
+    def _lost(self, *_: Any) -> None:
+        self._depth_channel = None
+        self.state = Connection(False, self.state.url, "connection lost; reconnecting every "
+                                f"{RECONNECT_INTERVAL:.0f}s")
+
+    def _back(self, *_: Any) -> None:
         self.generation += 1
         self.state = Connection(True, self.state.url, "")
 
@@ -224,12 +235,15 @@ class BrokerLink:
 
     async def depth(self, queue: str) -> tuple[int, int] | None:
         """(messages, consumers) by passive declare; None if the queue does not exist."""
-        if self.connection is None or self.connection.is_closed:
+        if self.connection is None or self.connection.is_closed or not self.state.ok:
             return None
-        if self._depth_channel is None or self._depth_channel.is_closed:
-            self._depth_channel = await self.connection.channel()
         try:
-            declared = await self._depth_channel.declare_queue(queue, passive=True)
+            async with asyncio.timeout(DEPTH_TIMEOUT):
+                if self._depth_channel is None or self._depth_channel.is_closed:
+                    self._depth_channel = await self.connection.channel()
+                # not robust: a passive declare is a question, not something to restore
+                declared = await self._depth_channel.declare_queue(queue, passive=True,
+                                                                   robust=False)
         except aio_pika.exceptions.ChannelClosed:
             self._depth_channel = None       # a 404 closes the channel
             return None

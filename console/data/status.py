@@ -19,8 +19,10 @@ from wgops.console.data import supervision
 from wgops.console.data.events import BrokerLink
 from wgops.console.data.model import Connection, DaemonRow, PoolRow, QueueRow, SlotRow, Status
 from wgops.console.data.store import StoreReader
+from wgops.daemon.status import LISTED_FOR
 from wgops.store.config import Settings, mask_url
 from wgops.store.errors import Unreachable
+from wgops.store.liveness import is_alive
 
 logger = logging.getLogger(__name__)
 HISTORY = 40                # depth samples kept per queue (the sparkline)
@@ -132,8 +134,8 @@ class StatusPoller:
         doc: dict[str, Any] = {"schedulers": [], "workers": []}
         for kind in ("schedulers", "workers"):
             for row in rows[kind]:
-                alive = row["state"] == "running" and row["heartbeat"] >= now - stale
-                if row["state"] != "running" and now - row["heartbeat"] > 300:
+                alive = is_alive(row["state"], row["heartbeat"], now, stale)
+                if not alive and now - row["heartbeat"] > LISTED_FOR:
                     continue                       # long gone: not worth a row
                 cpu, mem = self._usage(row["pid"]) if alive else (None, None)
                 doc[kind].append({**row, "alive": alive, "cpu": cpu, "memory": mem,

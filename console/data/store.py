@@ -23,7 +23,7 @@ from wgops.store.db import Store
 from wgops.store.errors import NotFound, Unreachable
 from wgops.store.graphs import progress, show_graph
 from wgops.store.models import GRAPH_STATES, Graph, Scheduler, Task, Worker, loads
-from wgops.store.refs import iter_refs
+from wgops.store.refs import task_refs
 
 T = TypeVar("T")
 MAX_TREE_ROWS = 400          # nested graphs are expanded inline up to this many rows
@@ -132,17 +132,11 @@ def lineage(specs: dict[str, dict[str, Any]]) -> dict[str, dict[str, list[str]]]
     """Which task's result fed which argument: ``{task: {"from": [...], "to": [...]}}``."""
     out: dict[str, dict[str, list[str]]] = {name: {"from": [], "to": []} for name in specs}
     for name, spec in specs.items():
-        for arg, value in (spec.get("args") or {}).items():
-            for ref in iter_refs(value):
-                source = str(ref)[2:-1]
-                out[name]["from"].append(f"{arg} ← {source}")
-                if ref.head in out:
-                    out[ref.head]["to"].append(f"{name}.{arg}")
-        for ref in iter_refs(spec.get("shell") or ""):
-            source = str(ref)[2:-1]
-            out[name]["from"].append(f"(command) ← {source}")
+        for where, ref in task_refs(spec):
+            out[name]["from"].append(f"{where} ← {str(ref)[2:-1]}")
             if ref.head in out:
-                out[ref.head]["to"].append(f"{name} (command)")
+                out[ref.head]["to"].append(f"{name} {where}" if where.startswith("(")
+                                           else f"{name}.{where}")
         for dep in spec.get("after") or []:
             out[name]["from"].append(f"(after) ← {dep}")
     for links in out.values():                 # a task referenced twice is listed once
