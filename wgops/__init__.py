@@ -10,13 +10,21 @@ three layers of the implementation below it, each in its own folder of the repos
 
 from __future__ import annotations
 
-from importlib import metadata
+from typing import Any
 
 from wgops.store.errors import Conflict, NotFound, Unreachable, WgopsError
 
-try:
-    __version__ = metadata.version("wgops")
-except metadata.PackageNotFoundError:  # pragma: no cover - running from a bare checkout
-    __version__ = "0+unknown"
-
 __all__ = ["Conflict", "NotFound", "Unreachable", "WgopsError", "__version__"]
+
+
+def __getattr__(name: str) -> Any:
+    """``__version__`` is read from the installed distribution on first use (importing
+    ``importlib.metadata`` costs a command's start-up 50 ms)."""
+    if name == "__version__":
+        from importlib import metadata
+
+        try:
+            return metadata.version("wgops")
+        except metadata.PackageNotFoundError:  # pragma: no cover - a bare checkout
+            return "0+unknown"
+    raise AttributeError(f"module 'wgops' has no attribute {name!r}")
