@@ -98,6 +98,7 @@ class Settings:
     max_lost: int = 3                 # a task that loses its worker this often is quarantined
     max_result_bytes: int = 1_000_000
     max_message_bytes: int = 4_000_000
+    max_document_bytes: int = 10_000_000   # a graph document, its nested graphs' files included
     consumer_timeout: float = 1800.0  # the broker's consumer_timeout, seconds
     grace: float = 30.0               # seconds a stopping worker lets running tasks finish
 
@@ -162,7 +163,7 @@ def _coerce(values: dict[str, Any]) -> dict[str, Any]:
                 if p)
         elif name == "shell":
             out[name] = _bool("WGOPS_SHELL", value)
-        elif name in ("max_lost", "max_result_bytes", "max_message_bytes"):
+        elif name in ("max_lost", "max_result_bytes", "max_message_bytes", "max_document_bytes"):
             out[name] = _int(name, value, minimum=1)
         elif name in ("heartbeat", "stale_after", "consumer_timeout", "grace"):
             out[name] = _float(name, value, minimum=0.05)

@@ -68,7 +68,8 @@ def lookup(ref: Ref, values: dict[str, Any]) -> Any:
     for key in ref.path:
         if isinstance(value, dict) and key in value:
             value = value[key]
-        elif isinstance(value, list) and key.isdigit() and int(key) < len(value):
+        elif isinstance(value, list) and key.isascii() and key.isdigit() and \
+                int(key) < len(value):
             value = value[int(key)]
         else:
             raise MissingValue(f"{ref}: {ref.head} has no key {key!r}")

@@ -24,9 +24,10 @@ def graph() -> None:
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--set", "overrides", multiple=True, metavar="K=V", help="Override an input.")
 @click.option("--json", "as_json", is_flag=True)
-def validate(file: Path, overrides: tuple[str, ...], as_json: bool) -> None:
+@click.pass_obj
+def validate(app: AppContext, file: Path, overrides: tuple[str, ...], as_json: bool) -> None:
     """Check a graph document without storing it."""
-    doc = load_document(file, parse_overrides(overrides))
+    doc = load_document(file, parse_overrides(overrides), app.settings.max_document_bytes)
     if as_json:
         echo_json({"name": doc["name"], "valid": True, "tasks": len(doc["tasks"])})
     else:
@@ -46,7 +47,7 @@ def submit(app: AppContext, file: Path, priority: int | None, overrides: tuple[s
     """Store a graph and put it on the graphs queue."""
     from wgops.daemon.submit import submit_graph
 
-    doc = load_document(file, parse_overrides(overrides))
+    doc = load_document(file, parse_overrides(overrides), app.settings.max_document_bytes)
     result = app.run(submit_graph(app.settings, doc, priority=priority, wait=wait,
                                   timeout=timeout))
     if as_json:

@@ -47,7 +47,8 @@ class Actions:
         return f"graph {graph.id} ({graph.name}) {graph.state}"
 
     async def validate(self, path: str) -> dict[str, Any]:
-        return await asyncio.to_thread(load_document, Path(path).expanduser())
+        return await asyncio.to_thread(load_document, Path(path).expanduser(), None,
+                                       self.settings.max_document_bytes)
 
     async def submit(self, path: str, priority: int | None = None) -> str:
         doc = await self.validate(path)
