@@ -6,6 +6,7 @@ import asyncio
 import importlib
 import inspect
 import json
+import os
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ import yaml
 from wgops.store.document import load_document, normalise, parse_overrides
 from wgops.store.errors import DocumentError
 from wgops.store.refs import substitute
+from wgops.store.shell import compile_command
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = sorted([*ROOT.glob("examples/*.yaml"), *ROOT.glob("examples/*.json")])
@@ -326,8 +328,10 @@ def _run_locally(document: dict[str, Any], inputs: dict[str, Any] | None = None)
             if inspect.iscoroutine(result):
                 result = asyncio.run(result)
         elif task["kind"] == "shell":
-            proc = subprocess.run(substitute(task["shell"], values, quote=True), shell=True,
-                                  capture_output=True, text=True, timeout=10)
+            command = compile_command(task["shell"])
+            proc = subprocess.run(command.template, shell=True, capture_output=True, text=True,
+                                  timeout=10, env={**os.environ,
+                                                   **command.environment(values)})
             assert proc.returncode == 0, proc.stderr
             result = {"stdout": proc.stdout, "stderr": proc.stderr, "returncode": 0}
         else:
