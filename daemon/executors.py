@@ -18,14 +18,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from wgops.daemon import allow
-from wgops.daemon.results import TaskFailed, encode_result
+from wgops.daemon.results import HIDDEN_FROM_TASKS, TaskFailed, encode_result
 from wgops.daemon.slots import SlotProcesses
 from wgops.store.config import Settings
 from wgops.store.execution import StartedTask
 from wgops.store.shell import compile_command
 
 OUTPUT_LIMIT = 64_000
-HIDDEN_FROM_TASKS = ("WGOPS_MESSAGE_KEY",)     # never in a task's environment
 
 
 @dataclass(frozen=True)

@@ -39,6 +39,7 @@ from wgops.store import liveness, loading, scheduling
 from wgops.store.config import Settings
 from wgops.store.db import AsyncStore, Store
 from wgops.store.errors import ProtocolError
+from wgops.store.migrations import migrate
 from wgops.store.models import dumps
 from wgops.store.refs import MissingValue, substitute, upstream
 from wgops.store.shell import compile_command
@@ -72,8 +73,6 @@ class SchedulerDaemon(Watchdog):
     # -- lifecycle --------------------------------------------------------------------------
 
     async def initialize(self) -> None:
-        from wgops.store.migrations import migrate
-
         self.db.start()
         await self.db.write(lambda: None)
         await self.db.read(migrate, self.store)

@@ -18,6 +18,7 @@ from typing import Any
 
 from aio_pika.abc import AbstractIncomingMessage
 
+from wgops.daemon import allow
 from wgops.daemon.broker import BROKER_ERRORS, Broker, event, refuse
 from wgops.daemon.executors import Job, PythonExecutor, ShellExecutor, ShellFailed
 from wgops.daemon.notify import Notifier
@@ -35,6 +36,7 @@ from wgops.store import execution, liveness, loading
 from wgops.store.config import Settings
 from wgops.store.db import AsyncStore, Store
 from wgops.store.errors import ProtocolError
+from wgops.store.migrations import migrate
 
 logger = logging.getLogger(__name__)
 NOTIFY_PATIENCE = 60.0     # seconds a finished task's notification is retried (broker away)
@@ -75,8 +77,8 @@ class WorkerDaemon:
         self.stopping = False
 
     async def initialize(self) -> None:
-        from wgops.store.migrations import migrate
-
+        for line in allow.shadowing(self.settings.task_path):
+            logger.warning("%s", line)
         self.python.start()
         self.db.start()
         await self.db.read(migrate, self.store)

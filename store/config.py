@@ -12,7 +12,7 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 from wgops.store.errors import ConfigError
 
@@ -30,17 +30,46 @@ def default_home(env: dict[str, str] | None = None) -> Path:
     return Path(base) / "wgops"
 
 
+SECRET_PARAMS = ("password", "passwd", "pass", "pwd", "secret", "token", "sslpassword",
+                 "sslkey", "api_key", "apikey", "key")
+_SECRET_QUERY = re.compile(r"([?&;](?:" + "|".join(SECRET_PARAMS) + r")=)[^&;#]*", re.I)
+URL_CHARACTERS = "a special character in the password (/ ? # @ :) must be percent-encoded"
+
+
 def mask_url(url: str) -> str:
-    """Return ``url`` with its password replaced by ``***``."""
+    """``url`` with every secret shown as ``***``: its userinfo's password, whatever
+    characters it holds (encoded or not: everything up to the last ``@``), and the values of
+    query parameters that name a secret (``?password=``, ``sslpassword``, ``token`` ...).
+    Text that is not a URL is not shown at all."""
+    if not isinstance(url, str):
+        return "<not a URL>"
+    scheme, sep, rest = url.partition("://")
+    if not sep or not scheme.replace("+", "").isalnum():
+        return "<not a URL>"
+    userinfo, at, host = rest.rpartition("@")
+    if at:
+        user, colon, _ = userinfo.partition(":")
+        rest = f"{user}:***@{host}" if colon else f"{user}@{host}"
+    return f"{scheme}://{_SECRET_QUERY.sub(lambda m: m.group(1) + '***', rest)}"
+
+
+def check_url(setting: str, url: str, schemes: tuple[str, ...], example: str) -> None:
+    """Refuse a URL that would be read wrongly (a password with an unencoded ``/``, ``#``,
+    ``?``, ``@``; a port that is not a number), naming the setting, showing it masked."""
+    if not url.startswith(tuple(f"{s}://" for s in schemes)):
+        raise ConfigError(f"{setting} must be {example}, not {mask_url(url)!r}")
+    if url.startswith("sqlite://"):
+        return
     try:
         parts = urlsplit(url)
+        parts.port                                          # noqa: B018 - raises when bad
     except ValueError:
-        return "<unparsable url>"
-    userinfo, at, hostport = parts.netloc.rpartition("@")
-    if not at or ":" not in userinfo:
-        return url
-    user = userinfo.split(":", 1)[0]
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{hostport}"))
+        raise ConfigError(f"{setting} is not a valid URL ({URL_CHARACTERS}): "
+                          f"{mask_url(url)}") from None
+    if parts.fragment or parts.netloc.count("@") > 1 or "@" in url.split("://", 1)[1] \
+            and "@" not in parts.netloc or not parts.hostname:
+        raise ConfigError(f"{setting} is not a valid URL ({URL_CHARACTERS}): "
+                          f"{mask_url(url)}")
 
 
 def _bool(name: str, value: Any) -> bool:
@@ -106,14 +135,12 @@ class Settings:
         if not NAMESPACE_RE.match(self.namespace):
             raise ConfigError(
                 f"WGOPS_NAMESPACE {self.namespace!r} must be letters, digits, '_', '.' or '-'")
-        if not self.broker_url.startswith(("amqp://", "amqps://")):
-            raise ConfigError(f"WGOPS_BROKER_URL must start with amqp:// or amqps://, "
-                              f"not {mask_url(self.broker_url)!r}")
+        check_url("WGOPS_BROKER_URL", self.broker_url, ("amqp", "amqps"),
+                  "amqp://USER:PASSWORD@HOST:PORT/VHOST (or amqps://)")
         if not self.db_url:
             object.__setattr__(self, "db_url", f"sqlite:///{self.home / 'wgops.db'}")
-        if not self.db_url.startswith(("sqlite://", "postgresql://", "postgres://")):
-            raise ConfigError("WGOPS_DB_URL must be sqlite:///PATH or postgresql://..., "
-                              f"not {mask_url(self.db_url)!r}")
+        check_url("WGOPS_DB_URL", self.db_url, ("sqlite", "postgresql", "postgres"),
+                  "sqlite:///PATH or postgresql://USER:PASSWORD@HOST:PORT/DATABASE")
         if self.stale_after <= self.heartbeat:
             raise ConfigError("stale_after must be longer than heartbeat")
 

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 import peewee
 
@@ -78,13 +78,16 @@ def make_database(url: str) -> tuple[peewee.Database, Capabilities]:
             import psycopg2  # noqa: F401
         except ImportError:  # pragma: no cover - a dependency of the package
             raise ConfigError("PostgreSQL needs psycopg2: pip install psycopg2-binary") from None
+        options: dict[str, Any] = {"connect_timeout": 5}
+        options.update(parse_qsl(parts.query))        # sslmode=..., password=..., ...
         db = peewee.PostgresqlDatabase(
-            (parts.path or "/").lstrip("/") or "postgres",
+            unquote((parts.path or "/").lstrip("/")) or "postgres",
             user=unquote(parts.username) if parts.username else None,
-            password=unquote(parts.password) if parts.password else None,
+            password=unquote(parts.password) if parts.password else options.pop(
+                "password", None),
             host=parts.hostname or "127.0.0.1",
             port=parts.port or 5432,
-            connect_timeout=5,
+            **options,
         )
         return db, POSTGRES
     raise ConfigError(f"unsupported database URL {mask_url(url)!r}")
