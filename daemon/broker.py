@@ -17,9 +17,16 @@ from typing import Any
 
 import aio_pika
 import aiormq
-from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractQueue, AbstractRobustConnection
+from aio_pika.abc import (
+    AbstractChannel,
+    AbstractExchange,
+    AbstractIncomingMessage,
+    AbstractQueue,
+    AbstractRobustConnection,
+)
 
-from wgops.daemon.protocol import MAX_PRIORITY, Event, Message, Names
+from wgops.daemon.protocol import MAX_PRIORITY, Event, Message, Names, decode
+from wgops.daemon.signing import Signer
 from wgops.daemon.transport import CorkedRobustConnection, publish_unconfirmed
 from wgops.store.config import Settings, mask_url
 from wgops.store.deadletters import record_dead_letter
@@ -57,6 +64,7 @@ class Broker:
         self._drainer: asyncio.Task[None] | None = None
         self._writing = False
         self.events_dropped = 0     # buffer full, or the write failed (broker away)
+        self.signer = Signer(settings.message_key)
 
     async def connect(self, timeout: float = 5.0) -> "Broker":
         url = self.settings.broker_url
@@ -141,13 +149,13 @@ class Broker:
 
     # -- publishing -------------------------------------------------------------------------
 
-    @staticmethod
-    def _properties(msg: Message, priority: int = 0, reply_to: str | None = None,
+    def _properties(self, body: bytes, msg: Message, priority: int = 0,
+                    reply_to: str | None = None,
                     persistent: bool = True) -> aiormq.spec.Basic.Properties:
         return aiormq.spec.Basic.Properties(
             content_type="application/json", delivery_mode=2 if persistent else 1,
             priority=max(0, min(MAX_PRIORITY, priority)), reply_to=reply_to,
-            message_type=msg.TYPE)
+            message_type=msg.TYPE, headers=self.signer.headers(body))
 
     async def _publish(self, queue: str, body: bytes, properties: aiormq.spec.Basic.Properties,
                        mandatory: bool) -> None:
@@ -171,15 +179,25 @@ class Broker:
         """Publish to a queue through the default exchange and wait for the confirm.
 
         ``mandatory=False`` for wake-ups to a daemon that may be gone: they are dropped."""
-        await self._publish(queue, msg.encode(),
-                            self._properties(msg, priority, reply_to, persistent), mandatory)
+        body = msg.encode()
+        await self._publish(queue, body,
+                            self._properties(body, msg, priority, reply_to, persistent), mandatory)
 
     async def publish_many(self, items: Iterable[tuple[str, Message, int, str | None]]) -> None:
         """Pipelined confirmed publishes: all sent, then all confirms awaited together."""
-        pending = [self._publish(q, m.encode(), self._properties(m, p, r), True)
-                   for q, m, p, r in items]
+        pending = []
+        for q, m, p, r in items:
+            body = m.encode()
+            pending.append(self._publish(q, body, self._properties(body, m, p, r), True))
         if pending:
             await asyncio.gather(*pending)
+
+    def decode(self, message: AbstractIncomingMessage,
+               expect: tuple[type[Message], ...]) -> Message:
+        """A received message, its signature checked (when ``message_key`` is set) before a
+        byte of it is parsed; raises ProtocolError (the caller dead-letters it)."""
+        self.signer.verify(message.body, message.headers)
+        return decode(message.body, expect, self.settings.max_message_bytes)
 
     async def emit(self, event: Event) -> None:
         """Publish an event on ``{ns}.events``. Events are informative: this never waits for
@@ -224,7 +242,9 @@ class Broker:
                 try:
                     assert self.events is not None and self.events_channel is not None
                     channel = await self.events_channel.get_underlay_channel()
-                    await publish_unconfirmed(channel, self.events.name, batch, EVENT_PROPERTIES)
+                    await publish_unconfirmed(
+                        channel, self.events.name, batch, EVENT_PROPERTIES,
+                        sign=self.signer.headers if self.signer.enabled else None)
                 except asyncio.CancelledError:
                     raise
                 except Exception:  # noqa: BLE001 - events must never stop the work

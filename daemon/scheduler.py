@@ -32,7 +32,6 @@ from wgops.daemon.protocol import (
     TaskDone,
     TasksDone,
     check_control,
-    decode,
 )
 from wgops.daemon.watchdog import Watchdog
 from wgops.store import liveness, loading, scheduling
@@ -145,7 +144,7 @@ class SchedulerDaemon(Watchdog):
 
     async def _on_launch(self, message: AbstractIncomingMessage) -> None:
         try:
-            msg = decode(message.body, (LaunchGraph,), self.settings.max_message_bytes)
+            msg = self.broker.decode(message, (LaunchGraph,))
         except ProtocolError as exc:
             await self._dead_letter(message, self.names.graphs, str(exc))
             await message.ack()
@@ -168,8 +167,7 @@ class SchedulerDaemon(Watchdog):
     async def _on_inbox(self, message: AbstractIncomingMessage) -> None:
         queue = self.names.scheduler(self.id)
         try:
-            msg = decode(message.body, (TaskDone, TasksDone, Control, Event),
-                         self.settings.max_message_bytes)
+            msg = self.broker.decode(message, (TaskDone, TasksDone, Control, Event))
             if isinstance(msg, Control):
                 check_control(msg, SCHEDULER_OPS)
         except ProtocolError as exc:

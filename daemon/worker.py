@@ -29,7 +29,6 @@ from wgops.daemon.protocol import (
     RunTask,
     TaskDone,
     check_control,
-    decode,
 )
 from wgops.daemon.results import TaskFailed
 from wgops.store import execution, liveness, loading
@@ -136,7 +135,7 @@ class WorkerDaemon:
     async def _on_control(self, message: AbstractIncomingMessage) -> None:
         async with message.process(ignore_processed=True):
             try:
-                decoded = decode(message.body, (Control,), self.settings.max_message_bytes)
+                decoded = self.broker.decode(message, (Control,))
                 assert isinstance(decoded, Control)
                 msg = check_control(decoded, WORKER_OPS)
             except ProtocolError as exc:
@@ -193,7 +192,7 @@ class WorkerDaemon:
         deadline = self.clock() + self.detach_after
         queue = message.routing_key or "tasks"
         try:
-            msg = decode(message.body, (RunTask,), self.settings.max_message_bytes)
+            msg = self.broker.decode(message, (RunTask,))
             assert isinstance(msg, RunTask)
             if msg.kind not in ("python", "shell"):
                 raise ProtocolError(f"RunTask.kind: unknown kind {msg.kind!r}")

@@ -19,6 +19,7 @@ from wgops.store.errors import ConfigError
 DEFAULT_BROKER_URL = "amqp://guest:guest@127.0.0.1:5672/"
 DEFAULT_ALLOW = "wgops.examples.tasks:*"
 NAMESPACE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+MIN_KEY = 16                    # characters of a message_key
 TRUE = {"1", "true", "yes", "on"}
 FALSE = {"0", "false", "no", "off", ""}
 
@@ -128,6 +129,9 @@ class Settings:
     max_result_bytes: int = 1_000_000
     max_message_bytes: int = 4_000_000
     max_document_bytes: int = 10_000_000   # a graph document, its nested graphs' files included
+    max_dead_letters: int = 10_000  # dead letters kept (queue and table); older ones dropped
+    # HMAC keys of signed messages (the first signs, any verifies); never shown
+    message_key: tuple[str, ...] = field(default=(), repr=False)
     consumer_timeout: float = 1800.0  # the broker's consumer_timeout, seconds
     grace: float = 30.0               # seconds a stopping worker lets running tasks finish
 
@@ -141,8 +145,20 @@ class Settings:
             object.__setattr__(self, "db_url", f"sqlite:///{self.home / 'wgops.db'}")
         check_url("WGOPS_DB_URL", self.db_url, ("sqlite", "postgresql", "postgres"),
                   "sqlite:///PATH or postgresql://USER:PASSWORD@HOST:PORT/DATABASE")
+        if any(len(key) < MIN_KEY for key in self.message_key):
+            raise ConfigError(f"WGOPS_MESSAGE_KEY: each key must have at least {MIN_KEY} "
+                              "characters")
         if self.stale_after <= self.heartbeat:
             raise ConfigError("stale_after must be longer than heartbeat")
+
+    def __repr__(self) -> str:
+        shown = []
+        for f in dataclasses.fields(self):
+            if not f.repr:
+                continue
+            value = getattr(self, f.name)
+            shown.append(f"{f.name}={mask_url(value) if f.name.endswith('_url') else value!r}")
+        return f"Settings({', '.join(shown)})"
 
     @property
     def config_file(self) -> Path:
@@ -184,13 +200,16 @@ _FIELDS = [f.name for f in dataclasses.fields(Settings) if f.name != "home"]
 def _coerce(values: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for name, value in values.items():
-        if name in ("allow", "task_path"):
+        if name == "message_key":
+            out[name] = _list(value)
+        elif name in ("allow", "task_path"):
             out[name] = _list(value) if name == "allow" else tuple(
                 p for p in (value if isinstance(value, list) else str(value).split(os.pathsep))
                 if p)
         elif name == "shell":
             out[name] = _bool("WGOPS_SHELL", value)
-        elif name in ("max_lost", "max_result_bytes", "max_message_bytes", "max_document_bytes"):
+        elif name in ("max_lost", "max_result_bytes", "max_message_bytes", "max_document_bytes",
+                      "max_dead_letters"):
             out[name] = _int(name, value, minimum=1)
         elif name in ("heartbeat", "stale_after", "consumer_timeout", "grace"):
             out[name] = _float(name, value, minimum=0.05)
@@ -209,6 +228,7 @@ def default_config_text(settings: Settings) -> str:
         f'# allow = ["{DEFAULT_ALLOW}"]\n'
         "# task_path = []\n"
         "# shell = false\n"
+        "# message_key = []   # HMAC keys: sign every message (the same on every host)\n"
     )
 
 
