@@ -29,7 +29,7 @@ from wgops.daemon.protocol import MAX_PRIORITY, Event, Message, Names, decode
 from wgops.daemon.signing import Signer
 from wgops.daemon.transport import CorkedRobustConnection, publish_unconfirmed
 from wgops.store.config import Settings, mask_url
-from wgops.store.deadletters import record_dead_letter
+from wgops.store.deadletters import BODY_LIMIT, record_dead_letter
 from wgops.store.errors import Unreachable
 
 logger = logging.getLogger(__name__)
@@ -124,10 +124,30 @@ class Broker:
             queue = await channel.declare_queue(name, durable=True, arguments=PRIORITY_ARGS)
         elif name.startswith((f"{self.names.ns}.scheduler.", f"{self.names.ns}.worker.")):
             queue = await channel.declare_queue(name, durable=True, arguments=INBOX_ARGS)
+        elif name == self.names.dead:
+            queue = await self._declare_dead()
         else:
             queue = await channel.declare_queue(name, durable=True)
         self._declared.add(name)
         return queue
+
+    async def _declare_dead(self) -> AbstractQueue:
+        """``{ns}.dead``, capped at ``max_dead_letters`` (the oldest dropped). A queue declared
+        without the cap by an older wgops cannot be given one by a declare (the broker refuses
+        it, closing the channel): it is used as it is, with a warning."""
+        assert self.connection is not None
+        args = {"x-max-length": self.settings.max_dead_letters, "x-overflow": "drop-head"}
+        channel = await self.connection.channel(publisher_confirms=False)
+        try:
+            return await channel.declare_queue(self.names.dead, durable=True, arguments=args,
+                                               robust=False)
+        except aio_pika.exceptions.ChannelPreconditionFailed:
+            logger.warning("%s exists with other arguments (an older wgops, or another "
+                           "max_dead_letters): it is not capped; delete it to have it "
+                           "recreated (rabbitmqctl delete_queue %s)", self.names.dead,
+                           self.names.dead)
+            channel = await self.connection.channel(publisher_confirms=False)
+            return await channel.declare_queue(self.names.dead, passive=True, robust=False)
 
     async def ensure(self, name: str) -> None:
         if name not in self._declared:
@@ -293,8 +313,9 @@ async def refuse(broker: Broker, db: Any, queue: str, reason: str, body: bytes, 
     store's dead letters (``db`` is the daemon's AsyncStore). The caller acks it."""
     logger.warning("dead-lettering a message on %s: %s", queue, reason)
     await broker.dead_letter(queue, reason, body, daemon)
-    await db.write(record_dead_letter, queue, reason, body[:20_000].decode("utf-8", "replace"),
-                   daemon, now)
+    await db.write(record_dead_letter, queue, reason,
+                   body[:BODY_LIMIT].decode("utf-8", "replace"), daemon, now,
+                   broker.settings.max_dead_letters)
 
 
 def event(topic: str, **fields: Any) -> Event:

@@ -9,12 +9,13 @@ and a burst of task results costs one commit, not one each.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import queue
 import sqlite3
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -46,11 +47,15 @@ class Capabilities:
     alter_add_foreign_key: bool  # PostgreSQL can add the deferred graph -> task key
     writable_cte: bool           # WITH x AS (UPDATE ... RETURNING ...): several writes, one trip
     returning: bool              # UPDATE ... RETURNING: a write and its read in one statement
+    begin_exclusive: str | None  # lock type that keeps every other writer out (migrations)
+    advisory_lock: bool          # pg_advisory_xact_lock: a lock held for a transaction
 
 
 SQLITE = Capabilities("sqlite", "IMMEDIATE", False, False,
-                      sqlite3.sqlite_version_info >= (3, 35, 0))
-POSTGRES = Capabilities("postgresql", None, True, True, True)
+                      sqlite3.sqlite_version_info >= (3, 35, 0), "EXCLUSIVE", False)
+POSTGRES = Capabilities("postgresql", None, True, True, True, None, True)
+
+MIGRATION_LOCK = 0x77676F7073          # "wgops": the advisory lock of a migration
 
 SQLITE_PRAGMAS = {
     "journal_mode": "wal",
@@ -135,6 +140,15 @@ class Store:
         if self.caps.begin_write:
             return self.db.atomic(self.caps.begin_write)
         return self.db.atomic()
+
+    @contextlib.contextmanager
+    def migration(self) -> Iterator[None]:
+        """A write transaction that no other process migrates in at the same time."""
+        with self.db.atomic(self.caps.begin_exclusive) if self.caps.begin_exclusive \
+                else self.db.atomic():
+            if self.caps.advisory_lock:
+                self.db.execute_sql("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
+            yield
 
     def ping(self) -> bool:
         try:

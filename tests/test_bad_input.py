@@ -405,3 +405,16 @@ def _wgops() -> list[str]:
     import sys
 
     return [sys.executable, "-m", "wgops"]
+
+
+def test_dead_letters_are_capped_and_the_drop_is_counted(cluster: Cluster) -> None:
+    cluster.env["WGOPS_MAX_DEAD_LETTERS"] = "5"
+    sched = cluster.scheduler()
+    sid = cluster.wait_daemon("scheduler", sched.pid)
+    ns = cluster.env["WGOPS_NAMESPACE"]
+    publish(cluster.env, f"{ns}.scheduler.{sid}", *(f"garbage {i}".encode() for i in range(9)))
+    wait_for(lambda: "4 older dead letters were dropped" in cluster.cli("dead", "list").stderr,
+             30, 0.2, "the drop counted")
+    rows = json.loads(cluster.cli("dead", "list", "--json").stdout)
+    assert [r["body"] for r in rows] == [f"garbage {i}" for i in range(8, 3, -1)]
+    assert queue_depth(cluster.env, f"{ns}.dead") == 5
