@@ -10,7 +10,7 @@ from typing import Any
 import click
 
 from wgops.console.cli.base import AppContext, cli, fail
-from wgops.console.cli.output import age, duration, echo_json, short, table
+from wgops.console.cli.output import age, duration, echo_json, printable, short, table
 from wgops.store.document import load_document, parse_overrides
 from wgops.store.models import GRAPH_STATES
 
@@ -99,7 +99,7 @@ def show(app: AppContext, graph_id: int, as_json: bool) -> None:
     if as_json:
         echo_json(data)
         return
-    click.echo(f"graph {data['id']}  {data['name']}  {data['state']}  priority "
+    click.echo(f"graph {data['id']}  {printable(data['name'])}  {data['state']}  priority "
                f"{data['priority']}  scheduler {data['scheduler'] or '-'}"
                + (f"  parent {data['parent']}" if data["parent"] else ""))
     rows = []
