@@ -35,7 +35,7 @@ class Job:
     task: int
     graph: int
     name: str
-    kind: str                   # python | shell
+    kind: str                   # python | shell | build (a python call returning a document)
     attempts: int
     target: str                 # module:function, or the command for /bin/sh -c
     args: dict[str, Any] = field(default_factory=dict)   # keyword arguments of a python call
@@ -56,7 +56,8 @@ class Job:
             env = started.args.get("env") or {}
             return cls(target=compile_command(spec["shell"]).template,
                        env={str(k): str(v) for k, v in env.items()}, **common)
-        return cls(target=str(spec.get("run", "")), args=started.args, **common)
+        return cls(target=str(spec.get("build" if started.kind == "build" else "run", "")),
+                   args=started.args, **common)
 
 
 def task_environment(extra: dict[str, str] | None = None) -> dict[str, str]:
@@ -102,9 +103,10 @@ class PythonExecutor:
             is_async = self._is_async(target)
         except allow.NotAllowed as exc:
             raise TaskFailed("NotAllowed", str(exc)) from None
+        builder = job.kind == "build"
         if not is_async:
             return await self.slots.run(job.task, target, job.args, job.timeout,
-                                        self.settings.max_result_bytes)
+                                        self.settings.max_result_bytes, builder)
         task = asyncio.ensure_future(allow.resolve(target)(**job.args))
         self.running[job.task] = task
         try:
@@ -120,7 +122,7 @@ class PythonExecutor:
                              traceback.format_exc()) from None
         finally:
             self.running.pop(job.task, None)
-        return encode_result(value, target, self.settings.max_result_bytes)
+        return encode_result(value, target, self.settings.max_result_bytes, builder)
 
     def cancel(self, task_id: int) -> bool:
         task = self.running.get(task_id)

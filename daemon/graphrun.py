@@ -1,7 +1,17 @@
 """What a scheduler keeps per active graph: only what dependency resolution needs.
 
 Pure logic, no I/O: the scheduler feeds it transitions and acts on what it returns. A task
-completion touches only that task's dependents (cost proportional to the edges touched).
+completion touches only that task's dependents (cost proportional to the edges touched); a
+copy of a mapped task touches only its mapped task's counters, never its siblings.
+
+Shapes decided at run time:
+
+* a **mapped** task (``map:``) is expanded into copies when it is ready; it is then
+  ``running`` until every copy ended (``open_copies`` counts down), and closes finished
+  when none failed;
+* a task whose ``when`` is false is **condition-skipped**: that does not fail the graph; a
+  task that uses its result (a data dependency) is condition-skipped too; one that names it
+  only in ``after`` runs.
 """
 
 from __future__ import annotations
@@ -10,9 +20,9 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
-from wgops.store.loading import GraphRow
+from wgops.store.loading import GraphRow, TaskRow
 from wgops.store.models import TASK_TERMINAL
-from wgops.store.refs import iter_refs
+from wgops.store.refs import NOT_TASKS, iter_refs, upstream
 
 TERMINAL = frozenset(TASK_TERMINAL)
 
@@ -21,7 +31,8 @@ class Node:
     """One task: its place in the graph and its last known state."""
 
     __slots__ = ("id", "name", "kind", "spec", "pool", "state", "deps", "dependents",
-                 "remaining", "attempt", "child")
+                 "remaining", "attempt", "child", "data_deps", "mapped", "map_of", "index",
+                 "open_copies", "failed_copies", "condition_false")
 
     def __init__(self, id: int, name: str, kind: str, spec: str, pool: str, state: str,
                  attempt: int):
@@ -32,10 +43,27 @@ class Node:
         self.pool = pool
         self.state = state
         self.deps: tuple[int, ...] = ()
+        self.data_deps: frozenset[int] = frozenset()   # deps whose results it uses
         self.dependents: list[int] = []
-        self.remaining = 0                # dependencies not yet finished
+        self.remaining = 0                # dependencies not yet satisfied
         self.attempt = attempt            # attempts when last dispatched
-        self.child: int | None = None     # nested graph id (graph tasks)
+        self.child: int | None = None     # nested graph id (graph and build tasks)
+        self.mapped = False               # has map: (expanded once it runs)
+        self.map_of: int | None = None    # a copy: the mapped task's id
+        self.index: int | None = None     # a copy: its element's position
+        self.open_copies = 0              # a mapped task: copies not yet ended
+        self.failed_copies = 0            # a mapped task: copies that failed for good
+        self.condition_false = False
+
+    @property
+    def failed_like(self) -> bool:
+        """Ended without a result, and not because a condition said so."""
+        return self.state in ("failed", "killed") or (self.state == "skipped"
+                                                      and not self.condition_false)
+
+    @property
+    def condition_skipped(self) -> bool:
+        return self.state == "skipped" and self.condition_false
 
 
 class GraphRun:
@@ -60,38 +88,95 @@ class GraphRun:
         self.by_name: dict[str, int] = {}
         self.last_activity = now
         self.quiet_checks = 0              # stall checks that found nothing new (back-off)
+        self.open = 0
+        self.bad = 0
+        copies: list[TaskRow] = []
         for t in row.tasks:
-            node = Node(t.id, t.name, t.kind, t.spec, t.pool, t.state, t.attempts)
+            node = self._node(t)
             node.child = row.child_of.get(t.id)
-            self.nodes[t.id] = node
-            self.by_name[t.name] = t.id
+            if t.map_of is not None:
+                copies.append(t)
         for t in row.tasks:
+            if t.map_of is not None:
+                continue
             node = self.nodes[t.id]
             node.deps = tuple(self.by_name[d] for d in t.deps)
+            if "${" in t.spec:                 # only then can it map or use results
+                spec = json.loads(t.spec)
+                node.mapped = "map" in spec
+                used = set(upstream(spec))
+                node.data_deps = frozenset(self.by_name[d] for d in t.deps if d in used)
             for dep in node.deps:
                 self.nodes[dep].dependents.append(node.id)
-            node.remaining = sum(1 for d in node.deps if self.nodes[d].state != "finished")
-        self.open = sum(1 for n in self.nodes.values() if n.state not in TERMINAL)
-        self.bad = sum(1 for n in self.nodes.values() if n.state in TERMINAL
-                       and n.state != "finished")
+            node.remaining = sum(1 for d in node.deps if not self._satisfies(d, node))
+        for t in copies:
+            self._count_copy(self.nodes[t.id])
+
+    def _node(self, t: TaskRow) -> Node:
+        node = Node(t.id, t.name, t.kind, t.spec, t.pool, t.state, t.attempts)
+        node.map_of, node.index, node.condition_false = t.map_of, t.map_index, t.condition_false
+        self.nodes[t.id] = node
+        self.by_name[t.name] = t.id
+        if t.state not in TERMINAL:
+            self.open += 1
+        elif t.state != "finished" and not node.condition_skipped:
+            self.bad += 1
+        return node
+
+    def _count_copy(self, copy: Node) -> None:
+        parent = self.nodes[copy.map_of]          # type: ignore[index]
+        if copy.state not in TERMINAL:
+            parent.open_copies += 1
+        elif copy.state != "finished":
+            parent.failed_copies += 1
+
+    def add_copies(self, parent: Node, rows: list[TaskRow]) -> list[Node]:
+        """The copies of an expanded mapped task (now ``running``); returns those to queue."""
+        parent.state = "running"
+        out = []
+        for t in rows:
+            if t.id in self.nodes:
+                continue
+            copy = self._node(t)
+            self._count_copy(copy)
+            if copy.state in ("waiting", "queued"):
+                out.append(copy)
+        return out
+
+    def _satisfies(self, dep_id: int, node: Node) -> bool:
+        """Whether dependency ``dep_id`` lets ``node`` run: it finished, or it was skipped by
+        its condition and ``node`` only comes after it."""
+        dep = self.nodes[dep_id]
+        return dep.state == "finished" or (dep.condition_skipped and dep_id not in
+                                           node.data_deps)
 
     # -- questions ------------------------------------------------------------------------
 
     def ready(self) -> list[Node]:
-        """Waiting tasks whose dependencies all finished."""
+        """Waiting tasks whose dependencies are all satisfied."""
         return [n for n in self.nodes.values() if n.state == "waiting" and n.remaining == 0
-                and not self._blocked(n)]
+                and n.map_of is None and not self._blocked(n)]
 
     def _blocked(self, node: Node) -> bool:
-        return any(self.nodes[d].state in TERMINAL and self.nodes[d].state != "finished"
-                   for d in node.deps)
+        return any(self.nodes[d].failed_like or (self.nodes[d].condition_skipped
+                                                 and d in node.data_deps) for d in node.deps)
 
     def doomed(self) -> list[Node]:
-        """Waiting tasks that can never run (a dependency failed, was skipped or killed)."""
-        return [n for n in self.nodes.values() if n.state == "waiting" and self._blocked(n)]
+        """Waiting tasks that can never run: a dependency failed, was skipped or killed."""
+        return [n for n in self.nodes.values() if n.state == "waiting" and n.map_of is None
+                and any(self.nodes[d].failed_like for d in n.deps)]
+
+    def unmet(self) -> list[Node]:
+        """Waiting tasks that use the result of a task its condition skipped."""
+        return [n for n in self.nodes.values() if n.state == "waiting" and n.map_of is None
+                and not any(self.nodes[d].failed_like for d in n.deps)
+                and any(self.nodes[d].condition_skipped for d in n.data_deps)]
 
     def in_flight(self) -> list[Node]:
-        return [n for n in self.nodes.values() if n.state in ("queued", "running")]
+        """Tasks a worker holds or may be about to (a mapped task's own row waits for its
+        copies, and a nested graph's task for its graph: neither is in flight)."""
+        return [n for n in self.nodes.values() if n.state in ("queued", "running")
+                and not (n.mapped and n.state == "running") and n.child is None]
 
     def stall_due(self, now: float, after: float) -> bool:
         """Time to ask the database about this graph's in-flight tasks? Backs off (x2, up to
@@ -106,29 +191,45 @@ class GraphRun:
         return "finished" if self.bad == 0 else "failed"
 
     def failed_names(self) -> list[str]:
-        return [n.name for n in self.nodes.values() if n.state in ("failed", "killed")]
+        return [n.name for n in self.nodes.values() if n.state in ("failed", "killed")
+                and n.map_of is None]
 
     def output_refs(self) -> list[str]:
         """Names of the tasks whose results the graph's outputs use."""
-        return sorted({r.head for r in iter_refs(self.outputs) if r.head != "inputs"})
+        return sorted({r.head for r in iter_refs(self.outputs) if r.head not in NOT_TASKS})
+
+    def condition_skipped_names(self) -> set[str]:
+        return {n.name for n in self.nodes.values() if n.condition_skipped}
 
     # -- transitions ----------------------------------------------------------------------
 
-    def mark(self, node: Node, state: str, now: float) -> list[Node]:
-        """Record a new state; return the dependents that became ready."""
+    def mark(self, node: Node, state: str, now: float, condition_false: bool = False) \
+            -> list[Node]:
+        """Record a new state; return the dependents that became ready. A copy's end counts
+        down its mapped task (the scheduler closes that one when ``open_copies`` is 0)."""
         self.last_activity = now
         self.quiet_checks = 0
         was_terminal = node.state in TERMINAL
         node.state = state
+        node.condition_false = condition_false
         if state not in TERMINAL or was_terminal:
             return []
         self.open -= 1
-        if state != "finished":
+        if node.map_of is not None:
+            parent = self.nodes[node.map_of]
+            parent.open_copies -= 1
+            if state != "finished":
+                parent.failed_copies += 1
+                self.bad += 1
+            return []
+        if node.failed_like:
             self.bad += 1
             return []
         ready = []
         for dep_id in node.dependents:
             dep = self.nodes[dep_id]
+            if not self._satisfies(node.id, dep):
+                continue                     # it uses a result that will never come
             dep.remaining -= 1
             if dep.remaining == 0 and dep.state == "waiting" and not self._blocked(dep):
                 ready.append(dep)
@@ -150,6 +251,27 @@ class GraphRun:
                 stack.extend(node.dependents)
         return out
 
+    def condition_closure(self, start: Iterable[Node]) -> list[Node]:
+        """The waiting tasks that use a result of ``start`` (condition-skipped), and those that
+        use theirs: skipped the same way (the ones that only come ``after`` are not)."""
+        out: list[Node] = []
+        seen: set[int] = set()
+        stack = [(n.id, d) for n in start for d in n.dependents]
+        while stack:
+            source, nid = stack.pop()
+            node = self.nodes[nid]
+            if nid in seen or source not in node.data_deps or node.state != "waiting":
+                continue
+            seen.add(nid)
+            out.append(node)
+            stack.extend((nid, d) for d in node.dependents)
+        return out
+
 
 def spec_of(node: Node) -> dict[str, Any]:
     return json.loads(node.spec)
+
+
+def is_truthy(value: Any) -> bool:
+    """JSON truthiness: ``false``, ``null``, ``0``, ``""``, ``[]``, ``{}`` are false."""
+    return bool(value)

@@ -97,7 +97,7 @@ class RunTask(Message):
     graph: int
     name: str
     attempt: int
-    kind: str                      # python | shell
+    kind: str                      # python | shell | build
     target: str                    # module:function, or the shell command (substituted)
     args: dict = field(default_factory=dict)
     timeout: float | None = None

@@ -24,8 +24,16 @@ class TaskFailed(Exception):
         self.tb = tb
 
 
-def encode_result(value: Any, what: str, max_bytes: int) -> str:
-    """The JSON text of ``value``, the result of ``what`` (a target, or "the command")."""
+def encode_result(value: Any, what: str, max_bytes: int, document: bool = False) -> str:
+    """The JSON text of ``value``, the result of ``what`` (a target, or "the command").
+    ``document``: the result of a builder, which must be a graph document — a mapping, or a
+    ``wgops.Graph`` (anything with a ``document()`` method), turned into its mapping here."""
+    if document:
+        if callable(getattr(value, "document", None)):
+            value = value.document()
+        if not isinstance(value, dict):
+            raise TaskFailed("TypeError", f"{what} must return a graph document (a mapping or "
+                             f"a wgops.Graph), not {type(value).__name__}")
     try:
         text = json.dumps(value)
     except (TypeError, ValueError) as exc:

@@ -32,10 +32,10 @@ def _child(conn: Connection, task_path: tuple[str, ...]) -> None:
             request = conn.recv()
         except (EOFError, OSError):
             return
-        target, args, max_bytes = request
+        target, args, max_bytes, document = request
         try:
             func = allow.resolve(target)
-            conn.send(("ok", encode_result(func(**args), target, max_bytes)))
+            conn.send(("ok", encode_result(func(**args), target, max_bytes, document)))
         except TaskFailed as exc:
             conn.send(("err", exc.kind, exc.message, None))
         except allow.NotAllowed as exc:
@@ -151,14 +151,16 @@ class SlotProcesses:
         return slot.process.exitcode
 
     async def run(self, task_id: int, target: str, args: dict[str, Any],
-                  timeout: float | None, max_bytes: int) -> str:
-        """Run ``target(**args)`` in a slot; return the JSON text of its result."""
+                  timeout: float | None, max_bytes: int, document: bool = False) -> str:
+        """Run ``target(**args)`` in a slot; return the JSON text of its result (a graph
+        document's when ``document``: a builder's)."""
         async with self._sem:
             slot = self._take()
             self.busy[task_id] = slot
             healthy = False
             try:
-                reply = await asyncio.wait_for(slot.call((target, args, max_bytes)), timeout)
+                reply = await asyncio.wait_for(slot.call((target, args, max_bytes, document)),
+                                               timeout)
                 healthy = True
             except TimeoutError:
                 raise TaskFailed("Timeout", f"timed out after {timeout}s") from None

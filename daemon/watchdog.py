@@ -74,18 +74,17 @@ class Watchdog:
         if self._orphan_sweep.due(now):
             await self._sweep_orphans(now)
 
-    # the scheduler's graph life, which the checks act through
-    async def _load(self, root_id: int, now: float) -> None:
-        raise NotImplementedError
+    if TYPE_CHECKING:  # the scheduler's graph life, which the checks act through
+        async def _load(self, root_id: int, now: float) -> None: ...
 
-    async def _settle(self, run: GraphRun, node: Node, state: str, now: float) -> None:
-        raise NotImplementedError
+        async def _settle(self, run: GraphRun, node: Node, state: str, now: float) -> None: ...
 
-    def _queue(self, run: GraphRun, node: Node) -> None:
-        raise NotImplementedError
+        async def _apply_row(self, run: GraphRun, node: Node, state: str, attempts: int,
+                             not_before: float | None, now: float) -> None: ...
 
-    def _schedule_flush(self) -> None:
-        raise NotImplementedError
+        def _queue(self, run: GraphRun, node: Node) -> None: ...
+
+        def _schedule_flush(self) -> None: ...
 
     async def _adopt_dead(self, now: float) -> None:
         for dead in await self.db.read(liveness.dead_schedulers, self.id, now,
@@ -128,7 +127,7 @@ class Watchdog:
         ids: list[int] = []
         for run in self.runs.values():
             if run.stall_due(now, STALL_AFTER):
-                nodes = [n.id for n in run.in_flight() if n.kind != "graph"]
+                nodes = [n.id for n in run.in_flight()]
                 if nodes:
                     due.append(run)
                     ids.extend(nodes)
@@ -143,14 +142,10 @@ class Watchdog:
             run.quiet_checks += 1
             run.last_activity = now
             for node in run.in_flight():
-                state = states.get(node.id)
-                if state is None:
+                row = states.get(node.id)
+                if row is None or run.id not in self.runs:
                     continue
-                if state[0] in ("finished", "failed", "skipped", "killed"):
-                    logger.info("task %s %s while nobody listened", node.id, state[0])
-                    await self._settle(run, node, state[0], now)
-                    if run.id not in self.runs:
-                        break
-                elif state[0] == "queued" and node.state == "running":
-                    node.state = "queued"
-        self._schedule_flush()
+                if row[0] != node.state:
+                    logger.info("task %s %s while nobody listened", node.id, row[0])
+                await self._apply_row(run, node, *row, now)
+        self._release_retries(now)

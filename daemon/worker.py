@@ -194,7 +194,7 @@ class WorkerDaemon:
         try:
             msg = self.broker.decode(message, (RunTask,))
             assert isinstance(msg, RunTask)
-            if msg.kind not in ("python", "shell"):
+            if msg.kind not in ("python", "shell", "build"):
                 raise ProtocolError(f"RunTask.kind: unknown kind {msg.kind!r}")
         except ProtocolError as exc:
             await self._dead_letter(message, queue, str(exc))
@@ -356,13 +356,20 @@ class WorkerDaemon:
         if state == "failed" and attempts <= job.retries and error and \
                 error["type"] not in ("NotAllowed", "Cancelled"):
             state, not_before = "queued", now + job.retry_delay
-        owner = await self.db.write(execution.finish, job.task, attempts, self.id, state, result,
-                                    error, not_before, now)
+        if job.kind == "build" and state == "finished":
+            # a builder's part is over, its task's is not: the scheduler spawns the graph
+            state = "running"
+            owner = await self.db.write(execution.built, job.task, attempts, self.id,
+                                        result or "null", now)
+        else:
+            owner = await self.db.write(execution.finish, job.task, attempts, self.id, state,
+                                        result, error, not_before, now)
         if owner is False:
             logger.info("task %s attempt %d was superseded (killed or re-run); result dropped",
                         job.task, attempts)
             return
-        await self.broker.emit(event(f"task.{state}", graph=job.graph, task=job.task,
+        topic = "task.built" if job.kind == "build" and state == "running" else f"task.{state}"
+        await self.broker.emit(event(topic, graph=job.graph, task=job.task,
                                      name=job.name, state=state, data={
                                          "worker": self.id, "attempt": attempts,
                                          "pool": job.pool,

@@ -18,15 +18,18 @@ from typing import Any
 
 from wgops.store.errors import DocumentError
 from wgops.store.parsing import DEFAULT_MAX_BYTES, MAX_NODES, parse_scalar, parse_text, read_bounded
-from wgops.store.refs import iter_refs, task_refs
+from wgops.store.refs import REF_RE, iter_refs, task_refs
 from wgops.store.shell import ShellSyntaxError, compile_command
 from wgops.store.targets import canonical, is_target
 
 NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")          # matched whole (fullmatch)
 POOL_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}")
 SEGMENT_RE = re.compile(r"[A-Za-z0-9_-]+")                # a key or index below a reference
-KINDS = ("run", "shell", "graph")
-TASK_KEYS = {"run", "shell", "graph", "args", "after", "retries", "retry_delay", "timeout", "pool"}
+KINDS = ("run", "shell", "graph", "build")
+TASK_KEYS = {"run", "shell", "graph", "build", "args", "after", "retries", "retry_delay",
+             "timeout", "pool", "map", "when"}
+RESERVED = ("inputs", "item", "index")          # heads of references that are not tasks
+LOOP_HEADS = ("item", "index")                  # what a mapped task's copies are given
 GRAPH_KEYS = {"name", "priority", "inputs", "tasks", "outputs", "description"}
 MAX_DEPTH = 16                  # graphs nested in graphs
 MAX_DATA_DEPTH = 64             # mappings and lists nested in values
@@ -202,9 +205,10 @@ _LEAVE = object()
 
 def _task(where: str, tname: Any, raw: Any, base: Path | None,
           chain: tuple[Path, ...], reading: Reading) -> dict[str, Any]:
-    if not isinstance(tname, str) or not NAME_RE.fullmatch(tname) or tname == "inputs":
+    if not isinstance(tname, str) or not NAME_RE.fullmatch(tname) or tname in RESERVED:
         raise DocumentError(f"{where}: bad task name {tname!r} (letters, digits, '_' and '-', "
-                            "not starting with a digit; 'inputs' is reserved)")
+                            "not starting with a digit; 'inputs', 'item' and 'index' are "
+                            "reserved)")
     if not isinstance(raw, dict):
         raise DocumentError(f"{where}: task {tname!r} must be a mapping")
     unknown = sorted(set(raw) - TASK_KEYS, key=repr)
@@ -213,17 +217,17 @@ def _task(where: str, tname: Any, raw: Any, base: Path | None,
     kinds = [k for k in KINDS if k in raw]
     if len(kinds) != 1:
         got = " and ".join(kinds) if kinds else "none"
-        raise DocumentError(f"{where}: task {tname!r} needs exactly one of run, shell or graph "
-                            f"(has {got})")
+        raise DocumentError(f"{where}: task {tname!r} needs exactly one of run, shell, graph "
+                            f"or build (has {got})")
     kind = kinds[0]
     task: dict[str, Any] = {"kind": {"run": "python"}.get(kind, kind)}
-    if kind == "run":
-        target = raw["run"]
+    if kind in ("run", "build"):
+        target = raw[kind]
         if not is_target(target):
-            raise DocumentError(f"{where}: task {tname!r}: run must be 'module:function', "
+            raise DocumentError(f"{where}: task {tname!r}: {kind} must be 'module:function', "
                                 f"not {target!r}")
         # whether a worker may run it is its allow-list's call, checked before any import
-        task["run"] = canonical(target)
+        task[kind] = canonical(target)
     elif kind == "shell":
         if not isinstance(raw["shell"], str) or not raw["shell"].strip():
             raise DocumentError(f"{where}: task {tname!r}: shell must be a non-empty string")
@@ -238,6 +242,14 @@ def _task(where: str, tname: Any, raw: Any, base: Path | None,
     if not isinstance(args, dict):
         raise DocumentError(f"{where}: task {tname!r}: args must be a mapping")
     task["args"] = args
+    for key in ("map", "when"):
+        if key in raw:
+            value = raw[key]
+            if not isinstance(value, str) or not REF_RE.fullmatch(value):
+                raise DocumentError(f"{where}: task {tname!r}: {key} must be a reference "
+                                    f"(\"${{task.key}}\" or \"${{inputs.name}}\"), not "
+                                    f"{value!r}")
+            task[key] = value
     after = raw.get("after") or []
     if isinstance(after, str):
         after = [after]
@@ -304,7 +316,14 @@ def _deps(where: str, tname: str, task: dict, tasks: dict, inputs: set[str]) -> 
             raise DocumentError(f"{where}: task {tname!r}: after names unknown task {target!r}")
         if target not in deps:
             deps.append(target)
-    for _, ref in task_refs(task):
+    for field, ref in task_refs(task):
+        if ref.head in LOOP_HEADS:
+            if "map" not in task:
+                raise DocumentError(f"{where}: task {tname!r}: {ref} is only known in a mapped "
+                                    "task (one with map:)")
+            if field in ("(map)", "(when)"):
+                raise DocumentError(f"{where}: task {tname!r}: {field[1:-1]} cannot use {ref}")
+            continue
         _check_ref(where, f"task {tname!r}", ref, tasks, inputs)
         if ref.head != "inputs" and ref.head not in deps:
             deps.append(ref.head)

@@ -154,6 +154,22 @@ def finish(task_id: int, attempts: int, worker: str, state: str, result: str | N
     return owner
 
 
+def built(task_id: int, attempts: int, worker: str, document: str,
+          now: float) -> str | None | bool:
+    """A build task's builder returned ``document`` (JSON text): kept as the task's result
+    while the task stays ``running`` (its worker's part is over: no worker any more); its
+    scheduler validates the document and spawns it as the task's nested graph. Returns the
+    graph's owner, or False when the attempt was superseded."""
+    n = Task.update(result=document, worker=None, detached=None).where(
+        (Task.id == task_id) & (Task.state == "running") & (Task.attempts == attempts)
+        & (Task.worker == worker)).execute()
+    if not n:
+        return False
+    graph_id, owner = _GRAPH_OWNER.execute(id=task_id).fetchone()
+    log_event("task.built", graph_id, task_id, actor=worker)
+    return owner
+
+
 def abandon(task_id: int, attempts: int, worker: str) -> bool:
     """Give a started task back (graceful stop): queued again, this attempt not counted."""
     return bool(Task.update(state="queued", attempts=attempts - 1, worker=None,

@@ -163,6 +163,7 @@ def dead_worker_tasks(now: float, stale_after: float, owner: str | None = None,
     query = (Task.select(Task.id, Task.graph, Task.attempts, Task.worker)
              .join(Worker, peewee.JOIN.LEFT_OUTER, on=(Task.worker == Worker.id))
              .where(Task.state == "running", Task.kind != "graph",
+                    Task.worker.is_null(False),     # a mapped or built task holds no worker
                     dead(Worker, now, stale_after)))
     if detached_only:
         query = query.where(Task.detached.is_null(False))

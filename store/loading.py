@@ -30,6 +30,9 @@ class TaskRow:
     state: str
     attempts: int
     not_before: float | None
+    map_of: int | None = None           # a copy of a mapped task: that task's id
+    map_index: int | None = None
+    condition_false: bool = False       # skipped because its ``when`` was false
 
 
 @dataclass
@@ -54,7 +57,8 @@ def _graph_columns() -> tuple[Any, ...]:
 
 def _task_columns() -> tuple[Any, ...]:
     return (Task.id, Task.graph, Task.name, Task.kind, Task.spec, Task.deps, Task.pool,
-            Task.state, Task.attempts, Task.not_before)
+            Task.state, Task.attempts, Task.not_before, Task.map_of, Task.map_index,
+            Task.condition_false)
 
 
 # a tree of one graph (the common case) loads with two precompiled statements
@@ -66,8 +70,9 @@ _ONE_GRAPH_TASKS = Statement(lambda: Task.select(*_task_columns()).where(
 
 def _task_row(row: tuple) -> TaskRow:
     """A row of ``_task_columns()`` as the scheduler holds it."""
-    tid, _, name, kind, spec, deps, pool, state, attempts, not_before = row
-    return TaskRow(tid, name, kind, spec, loads(deps), pool, state, attempts, not_before)
+    tid, _, name, kind, spec, deps, pool, state, attempts, not_before, map_of, index, cond = row
+    return TaskRow(tid, name, kind, spec, loads(deps), pool, state, attempts, not_before,
+                   map_of, index, bool(cond))
 
 
 def load_tree(root_id: int, owner: str) -> list[GraphRow]:
@@ -86,7 +91,7 @@ def load_tree(root_id: int, owner: str) -> list[GraphRow]:
     tasks: dict[int, list[TaskRow]] = {gid: [] for gid in graphs}
     for row in task_rows:
         tasks[row[1]].append(_task_row(row))
-    task_ids = [t.id for rows in tasks.values() for t in rows if t.kind == "graph"]
+    task_ids = [t.id for rows in tasks.values() for t in rows if t.kind in ("graph", "build")]
     child_of = {g.parent_task_id: g.id for g in Graph.select(Graph.id, Graph.parent_task).where(
         Graph.parent_task.in_(task_ids))} if task_ids else {}
     for gid in ids:

@@ -13,6 +13,7 @@ from typing import Any
 import peewee
 from peewee import (
     AutoField,
+    BooleanField,
     CharField,
     DeferredForeignKey,
     DoubleField,
@@ -67,7 +68,7 @@ class Task(BaseModel):
     id = AutoField()
     graph = ForeignKeyField(Graph, backref="tasks", on_delete="CASCADE")
     name = CharField()
-    kind = CharField()                             # python | shell | graph
+    kind = CharField()                             # python | shell | graph | build
     spec = TextField()                             # the task's document entry (JSON)
     deps = TextField(default="[]")                 # names of the tasks it depends on
     pool = CharField(default="default")
@@ -84,10 +85,13 @@ class Task(BaseModel):
     not_before = DoubleField(null=True)
     started = DoubleField(null=True)
     finished = DoubleField(null=True)
+    map_of = IntegerField(null=True)               # a copy: the mapped task it is a copy of
+    map_index = IntegerField(null=True)            # a copy: its element's position
+    condition_false = BooleanField(default=False)  # skipped because its `when` was false
 
     class Meta:
         indexes = ((("graph", "name"), True), (("pool", "state"), False),
-                   (("state", "worker"), False))
+                   (("state", "worker"), False), (("map_of", "map_index"), False))
 
 
 class Scheduler(BaseModel):

@@ -40,27 +40,38 @@ def iter_refs(value: Any) -> Iterator[Ref]:
 
 def task_refs(spec: dict[str, Any]) -> Iterator[tuple[str, Ref]]:
     """Every reference a task's document entry makes, with where it is: the argument's name,
-    or ``(command)`` for a shell task's command. The one walk over a task's fields, for
-    validation, dispatch and lineage alike."""
+    ``(command)`` for a shell task's command, ``(map)`` and ``(when)``. The one walk over a
+    task's fields, for validation, dispatch and lineage alike."""
     for arg, value in (spec.get("args") or {}).items():
         for ref in iter_refs(value):
             yield str(arg), ref
     if isinstance(spec.get("shell"), str):
         for ref in iter_refs(spec["shell"]):
             yield "(command)", ref
+    for key in ("map", "when"):
+        if isinstance(spec.get(key), str):
+            for ref in iter_refs(spec[key]):
+                yield f"({key})", ref
+
+
+NOT_TASKS = frozenset(("inputs", "item", "index"))     # heads that name no task
 
 
 def upstream(spec: dict[str, Any]) -> list[str]:
     """The names of the tasks whose results a task uses (sorted, each once)."""
-    return sorted({ref.head for _, ref in task_refs(spec) if ref.head != "inputs"})
+    return sorted({ref.head for _, ref in task_refs(spec) if ref.head not in NOT_TASKS})
 
 
 class MissingValue(LookupError):
     """A reference points at a key its target does not have."""
 
 
-def lookup(ref: Ref, values: dict[str, Any]) -> Any:
-    """The value of ``ref`` in ``values`` (``{"inputs": {...}, task: result, ...}``)."""
+def lookup(ref: Ref, values: dict[str, Any], nulls: frozenset[str] | set[str] = frozenset()) \
+        -> Any:
+    """The value of ``ref`` in ``values`` (``{"inputs": {...}, task: result, ...}``). A
+    reference to one of ``nulls`` (tasks whose condition skipped them) is null."""
+    if ref.head in nulls:
+        return None
     if ref.head not in values:
         raise MissingValue(f"{ref}: no value for {ref.head!r}")
     value = values[ref.head]
@@ -79,17 +90,19 @@ def _as_text(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value)
 
 
-def substitute(value: Any, values: dict[str, Any]) -> Any:
+def substitute(value: Any, values: dict[str, Any],
+               nulls: frozenset[str] | set[str] = frozenset()) -> Any:
     """Replace references in ``value``. An exact ``${X}`` keeps the value's type; inside a
     longer string it becomes text (JSON for what is not a string). Shell commands do not come
     here: their values never become command text (:mod:`wgops.store.shell`)."""
     if isinstance(value, str):
         whole = REF_RE.fullmatch(value)
         if whole:
-            return lookup(parse_ref(whole.group(1)), values)
-        return REF_RE.sub(lambda m: _as_text(lookup(parse_ref(m.group(1)), values)), value)
+            return lookup(parse_ref(whole.group(1)), values, nulls)
+        return REF_RE.sub(lambda m: _as_text(lookup(parse_ref(m.group(1)), values, nulls)),
+                          value)
     if isinstance(value, dict):
-        return {k: substitute(v, values) for k, v in value.items()}
+        return {k: substitute(v, values, nulls) for k, v in value.items()}
     if isinstance(value, list):
-        return [substitute(v, values) for v in value]
+        return [substitute(v, values, nulls) for v in value]
     return value

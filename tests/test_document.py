@@ -90,14 +90,16 @@ def test_unknown_after_target() -> None:
     ({"args": {}}, "has none"),
     ({"run": "wgops.examples.tasks:noop", "shell": "true"}, "has run and shell"),
     ({"shell": "true", "graph": {"name": "c", "tasks": {"x": run()}}}, "has shell and graph"),
+    ({"run": "wgops.examples.tasks:noop", "build": "wgops.examples.tasks:noop"},
+     "has run and build"),
 ])
 def test_exactly_one_of_run_shell_graph(spec: dict[str, Any], has: str) -> None:
     message = error_of(doc(t=spec))
-    assert "task 't'" in message and "exactly one of run, shell or graph" in message
+    assert "task 't'" in message and "exactly one of run, shell, graph or build" in message
     assert has in message
 
 
-@pytest.mark.parametrize("name", ["1abc", "has space", "dot.ted", "inputs", ""])
+@pytest.mark.parametrize("name", ["1abc", "has space", "dot.ted", "inputs", "item", "index", ""])
 def test_bad_task_name(name: str) -> None:
     assert f"bad task name {name!r}" in error_of({"name": "g", "tasks": {name: run()}})
 
