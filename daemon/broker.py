@@ -17,12 +17,19 @@ from typing import Any
 
 import aio_pika
 import aiormq
-from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractQueue, AbstractRobustConnection
+from aio_pika.abc import (
+    AbstractChannel,
+    AbstractExchange,
+    AbstractIncomingMessage,
+    AbstractQueue,
+    AbstractRobustConnection,
+)
 
-from wgops.daemon.protocol import MAX_PRIORITY, Event, Message, Names
+from wgops.daemon.protocol import MAX_PRIORITY, Event, Message, Names, decode
+from wgops.daemon.signing import Signer
 from wgops.daemon.transport import CorkedRobustConnection, publish_unconfirmed
 from wgops.store.config import Settings, mask_url
-from wgops.store.deadletters import record_dead_letter
+from wgops.store.deadletters import BODY_LIMIT, record_dead_letter
 from wgops.store.errors import Unreachable
 
 logger = logging.getLogger(__name__)
@@ -57,6 +64,7 @@ class Broker:
         self._drainer: asyncio.Task[None] | None = None
         self._writing = False
         self.events_dropped = 0     # buffer full, or the write failed (broker away)
+        self.signer = Signer(settings.message_key)
 
     async def connect(self, timeout: float = 5.0) -> "Broker":
         url = self.settings.broker_url
@@ -116,10 +124,30 @@ class Broker:
             queue = await channel.declare_queue(name, durable=True, arguments=PRIORITY_ARGS)
         elif name.startswith((f"{self.names.ns}.scheduler.", f"{self.names.ns}.worker.")):
             queue = await channel.declare_queue(name, durable=True, arguments=INBOX_ARGS)
+        elif name == self.names.dead:
+            queue = await self._declare_dead()
         else:
             queue = await channel.declare_queue(name, durable=True)
         self._declared.add(name)
         return queue
+
+    async def _declare_dead(self) -> AbstractQueue:
+        """``{ns}.dead``, capped at ``max_dead_letters`` (the oldest dropped). A queue declared
+        without the cap by an older wgops cannot be given one by a declare (the broker refuses
+        it, closing the channel): it is used as it is, with a warning."""
+        assert self.connection is not None
+        args = {"x-max-length": self.settings.max_dead_letters, "x-overflow": "drop-head"}
+        channel = await self.connection.channel(publisher_confirms=False)
+        try:
+            return await channel.declare_queue(self.names.dead, durable=True, arguments=args,
+                                               robust=False)
+        except aio_pika.exceptions.ChannelPreconditionFailed:
+            logger.warning("%s exists with other arguments (an older wgops, or another "
+                           "max_dead_letters): it is not capped; delete it to have it "
+                           "recreated (rabbitmqctl delete_queue %s)", self.names.dead,
+                           self.names.dead)
+            channel = await self.connection.channel(publisher_confirms=False)
+            return await channel.declare_queue(self.names.dead, passive=True, robust=False)
 
     async def ensure(self, name: str) -> None:
         if name not in self._declared:
@@ -141,13 +169,13 @@ class Broker:
 
     # -- publishing -------------------------------------------------------------------------
 
-    @staticmethod
-    def _properties(msg: Message, priority: int = 0, reply_to: str | None = None,
+    def _properties(self, body: bytes, msg: Message, priority: int = 0,
+                    reply_to: str | None = None,
                     persistent: bool = True) -> aiormq.spec.Basic.Properties:
         return aiormq.spec.Basic.Properties(
             content_type="application/json", delivery_mode=2 if persistent else 1,
             priority=max(0, min(MAX_PRIORITY, priority)), reply_to=reply_to,
-            message_type=msg.TYPE)
+            message_type=msg.TYPE, headers=self.signer.headers(body))
 
     async def _publish(self, queue: str, body: bytes, properties: aiormq.spec.Basic.Properties,
                        mandatory: bool) -> None:
@@ -171,15 +199,25 @@ class Broker:
         """Publish to a queue through the default exchange and wait for the confirm.
 
         ``mandatory=False`` for wake-ups to a daemon that may be gone: they are dropped."""
-        await self._publish(queue, msg.encode(),
-                            self._properties(msg, priority, reply_to, persistent), mandatory)
+        body = msg.encode()
+        await self._publish(queue, body,
+                            self._properties(body, msg, priority, reply_to, persistent), mandatory)
 
     async def publish_many(self, items: Iterable[tuple[str, Message, int, str | None]]) -> None:
         """Pipelined confirmed publishes: all sent, then all confirms awaited together."""
-        pending = [self._publish(q, m.encode(), self._properties(m, p, r), True)
-                   for q, m, p, r in items]
+        pending = []
+        for q, m, p, r in items:
+            body = m.encode()
+            pending.append(self._publish(q, body, self._properties(body, m, p, r), True))
         if pending:
             await asyncio.gather(*pending)
+
+    def decode(self, message: AbstractIncomingMessage,
+               expect: tuple[type[Message], ...]) -> Message:
+        """A received message, its signature checked (when ``message_key`` is set) before a
+        byte of it is parsed; raises ProtocolError (the caller dead-letters it)."""
+        self.signer.verify(message.body, message.headers)
+        return decode(message.body, expect, self.settings.max_message_bytes)
 
     async def emit(self, event: Event) -> None:
         """Publish an event on ``{ns}.events``. Events are informative: this never waits for
@@ -224,7 +262,9 @@ class Broker:
                 try:
                     assert self.events is not None and self.events_channel is not None
                     channel = await self.events_channel.get_underlay_channel()
-                    await publish_unconfirmed(channel, self.events.name, batch, EVENT_PROPERTIES)
+                    await publish_unconfirmed(
+                        channel, self.events.name, batch, EVENT_PROPERTIES,
+                        sign=self.signer.headers if self.signer.enabled else None)
                 except asyncio.CancelledError:
                     raise
                 except Exception:  # noqa: BLE001 - events must never stop the work
@@ -273,8 +313,9 @@ async def refuse(broker: Broker, db: Any, queue: str, reason: str, body: bytes, 
     store's dead letters (``db`` is the daemon's AsyncStore). The caller acks it."""
     logger.warning("dead-lettering a message on %s: %s", queue, reason)
     await broker.dead_letter(queue, reason, body, daemon)
-    await db.write(record_dead_letter, queue, reason, body[:20_000].decode("utf-8", "replace"),
-                   daemon, now)
+    await db.write(record_dead_letter, queue, reason,
+                   body[:BODY_LIMIT].decode("utf-8", "replace"), daemon, now,
+                   broker.settings.max_dead_letters)
 
 
 def event(topic: str, **fields: Any) -> Event:

@@ -1,9 +1,10 @@
 """Task executors, one per kind, behind one contract.
 
-``await executor.execute(msg)`` returns the result's JSON text or raises
-:class:`~daemon.slots.TaskFailed` (with a type, a message and maybe a traceback, and for shell
-tasks the ``{stdout, stderr, returncode}`` result in ``result``); ``cancel(task_id)`` stops a
-running task at once.
+``await executor.execute(job)`` runs one :class:`Job` — a task's attempt as its *stored* row
+says (its message only names it) — and returns the result's JSON text or raises
+:class:`~wgops.daemon.results.TaskFailed` (with a type, a message and maybe a traceback, and
+for shell tasks the ``{stdout, stderr, returncode}`` result in ``result``);
+``cancel(task_id)`` stops a running task at once.
 """
 
 from __future__ import annotations
@@ -13,15 +14,56 @@ import inspect
 import os
 import signal
 import traceback
+from dataclasses import dataclass, field
 from typing import Any
 
 from wgops.daemon import allow
-from wgops.daemon.protocol import RunTask
-from wgops.daemon.results import TaskFailed, encode_result
+from wgops.daemon.results import HIDDEN_FROM_TASKS, TaskFailed, encode_result
 from wgops.daemon.slots import SlotProcesses
 from wgops.store.config import Settings
+from wgops.store.execution import StartedTask
+from wgops.store.shell import compile_command
 
 OUTPUT_LIMIT = 64_000
+
+
+@dataclass(frozen=True)
+class Job:
+    """One attempt of a task, from its stored row: what to call (or the command to run) and
+    with what, and how to retry it."""
+
+    task: int
+    graph: int
+    name: str
+    kind: str                   # python | shell
+    attempts: int
+    target: str                 # module:function, or the command for /bin/sh -c
+    args: dict[str, Any] = field(default_factory=dict)   # keyword arguments of a python call
+    env: dict[str, str] = field(default_factory=dict)    # a shell command's values
+    timeout: float | None = None
+    retries: int = 0
+    retry_delay: float = 0.0
+    pool: str = "default"
+
+    @classmethod
+    def of(cls, task_id: int, started: StartedTask) -> "Job":
+        spec = started.spec
+        common = dict(task=task_id, graph=started.graph, name=started.name, kind=started.kind,
+                      attempts=started.attempts, timeout=spec.get("timeout"),
+                      retries=spec.get("retries", 0), retry_delay=spec.get("retry_delay", 0.0),
+                      pool=spec.get("pool", "default"))
+        if started.kind == "shell":
+            env = started.args.get("env") or {}
+            return cls(target=compile_command(spec["shell"]).template,
+                       env={str(k): str(v) for k, v in env.items()}, **common)
+        return cls(target=str(spec.get("run", "")), args=started.args, **common)
+
+
+def task_environment(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment a task runs with: the worker's, less its secrets, plus ``extra``."""
+    env = {k: v for k, v in os.environ.items() if k not in HIDDEN_FROM_TASKS}
+    env.update(extra or {})
+    return env
 
 
 class ShellFailed(TaskFailed):
@@ -54,21 +96,21 @@ class PythonExecutor:
             self._kinds[target] = inspect.iscoroutinefunction(func)
         return self._kinds[target]
 
-    async def execute(self, msg: RunTask) -> str:
+    async def execute(self, job: Job) -> str:
         try:
-            target = allow.check(msg.target, self.settings.allow, self.worker_id)
+            target = allow.check(job.target, self.settings.allow, self.worker_id)
             is_async = self._is_async(target)
         except allow.NotAllowed as exc:
             raise TaskFailed("NotAllowed", str(exc)) from None
         if not is_async:
-            return await self.slots.run(msg.task, target, msg.args, msg.timeout,
-                                       self.settings.max_result_bytes)
-        task = asyncio.ensure_future(allow.resolve(target)(**msg.args))
-        self.running[msg.task] = task
+            return await self.slots.run(job.task, target, job.args, job.timeout,
+                                        self.settings.max_result_bytes)
+        task = asyncio.ensure_future(allow.resolve(target)(**job.args))
+        self.running[job.task] = task
         try:
-            value = await asyncio.wait_for(task, msg.timeout)
+            value = await asyncio.wait_for(task, job.timeout)
         except TimeoutError:
-            raise TaskFailed("Timeout", f"timed out after {msg.timeout}s") from None
+            raise TaskFailed("Timeout", f"timed out after {job.timeout}s") from None
         except asyncio.CancelledError:
             if task.cancelled() and not _current_cancelling():
                 raise TaskFailed("Cancelled", "cancelled") from None
@@ -77,7 +119,7 @@ class PythonExecutor:
             raise TaskFailed(type(exc).__name__, str(exc) or type(exc).__name__,
                              traceback.format_exc()) from None
         finally:
-            self.running.pop(msg.task, None)
+            self.running.pop(job.task, None)
         return encode_result(value, target, self.settings.max_result_bytes)
 
     def cancel(self, task_id: int) -> bool:
@@ -101,22 +143,23 @@ class ShellExecutor:
         self.worker_id = worker_id
         self.procs: dict[int, asyncio.subprocess.Process] = {}
 
-    async def execute(self, msg: RunTask) -> str:
+    async def execute(self, job: Job) -> str:
         if not self.settings.shell:
             raise TaskFailed("NotAllowed", f"shell tasks are not allowed on worker "
                              f"{self.worker_id} (WGOPS_SHELL is off)")
         proc = await asyncio.create_subprocess_shell(
-            msg.target, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-            stdin=asyncio.subprocess.DEVNULL, start_new_session=True)
-        self.procs[msg.task] = proc
+            job.target, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+            stdin=asyncio.subprocess.DEVNULL, start_new_session=True,
+            env=task_environment(job.env))
+        self.procs[job.task] = proc
         try:
-            out, err = await asyncio.wait_for(proc.communicate(), msg.timeout)
+            out, err = await asyncio.wait_for(proc.communicate(), job.timeout)
         except TimeoutError:
             self._kill(proc)
             await proc.wait()
-            raise TaskFailed("Timeout", f"timed out after {msg.timeout}s") from None
+            raise TaskFailed("Timeout", f"timed out after {job.timeout}s") from None
         finally:
-            self.procs.pop(msg.task, None)
+            self.procs.pop(job.task, None)
         result = {"stdout": out.decode("utf-8", "replace")[-OUTPUT_LIMIT:],
                   "stderr": err.decode("utf-8", "replace")[-OUTPUT_LIMIT:],
                   "returncode": proc.returncode}

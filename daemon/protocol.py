@@ -249,7 +249,7 @@ def decode(body: bytes, expect: tuple[type[Message], ...] | None = None,
     if expect and cls not in expect:
         raise ProtocolError(f"unexpected message type {kind!r} here")
     version = data.pop("v", None)
-    if version != VERSION:
+    if type(version) is not int or version != VERSION:         # true == 1 in Python
         raise ProtocolError(f"unsupported {kind} message version {version!r}")
     return _build(cls, data)
 

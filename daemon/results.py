@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+HIDDEN_FROM_TASKS = ("WGOPS_MESSAGE_KEY",)     # environment a task never sees
+
 
 class TaskFailed(Exception):
     """An attempt failed: ``kind`` (the error's type), a one-line ``message``, maybe a

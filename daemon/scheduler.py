@@ -21,7 +21,7 @@ from aio_pika.abc import AbstractIncomingMessage
 
 from wgops.daemon.broker import Broker, event, refuse
 from wgops.daemon.dispatch import DispatchQueue, Item
-from wgops.daemon.graphrun import GraphRun, Node, spec_of
+from wgops.daemon.graphrun import TERMINAL, GraphRun, Node, spec_of
 from wgops.daemon.protocol import (
     SCHEDULER_OPS,
     Control,
@@ -32,15 +32,16 @@ from wgops.daemon.protocol import (
     TaskDone,
     TasksDone,
     check_control,
-    decode,
 )
 from wgops.daemon.watchdog import Watchdog
 from wgops.store import liveness, loading, scheduling
 from wgops.store.config import Settings
 from wgops.store.db import AsyncStore, Store
 from wgops.store.errors import ProtocolError
+from wgops.store.migrations import migrate
 from wgops.store.models import dumps
 from wgops.store.refs import MissingValue, substitute, upstream
+from wgops.store.shell import compile_command
 
 logger = logging.getLogger(__name__)
 
@@ -71,8 +72,6 @@ class SchedulerDaemon(Watchdog):
     # -- lifecycle --------------------------------------------------------------------------
 
     async def initialize(self) -> None:
-        from wgops.store.migrations import migrate
-
         self.db.start()
         await self.db.write(lambda: None)
         await self.db.read(migrate, self.store)
@@ -145,7 +144,7 @@ class SchedulerDaemon(Watchdog):
 
     async def _on_launch(self, message: AbstractIncomingMessage) -> None:
         try:
-            msg = decode(message.body, (LaunchGraph,), self.settings.max_message_bytes)
+            msg = self.broker.decode(message, (LaunchGraph,))
         except ProtocolError as exc:
             await self._dead_letter(message, self.names.graphs, str(exc))
             await message.ack()
@@ -172,8 +171,7 @@ class SchedulerDaemon(Watchdog):
     async def _on_inbox(self, message: AbstractIncomingMessage) -> None:
         queue = self.names.scheduler(self.id)
         try:
-            msg = decode(message.body, (TaskDone, TasksDone, Control, Event, LaunchGraph),
-                         self.settings.max_message_bytes)
+            msg = self.broker.decode(message, (TaskDone, TasksDone, Control, Event, LaunchGraph))
             if isinstance(msg, Control):
                 check_control(msg, SCHEDULER_OPS)
         except ProtocolError as exc:
@@ -182,13 +180,9 @@ class SchedulerDaemon(Watchdog):
             return
         try:
             if isinstance(msg, TaskDone):
-                await self._on_done(msg)
+                await self._on_ends([msg])
             elif isinstance(msg, TasksDone):
-                for done in msg.done:          # type: ignore[attr-defined]
-                    try:
-                        await self._on_done(done)
-                    except Exception:  # noqa: BLE001 - the others go on; the stall check
-                        logger.exception("handling the end of task %s", done.task)
+                await self._on_ends(list(msg.done))   # type: ignore[attr-defined]
             elif isinstance(msg, Control):
                 await self._on_control(msg, message)
             elif isinstance(msg, LaunchGraph) and self.stopping:
@@ -215,29 +209,40 @@ class SchedulerDaemon(Watchdog):
             await self.broker.publish(message.reply_to, Reply(ok=True, data={
                 "id": self.id, "graphs": len(self.runs)}), persistent=False, mandatory=False)
 
-    async def _on_done(self, msg: TaskDone) -> None:
-        run = self.runs.get(msg.graph)
-        if run is None:
-            owner = await self.db.read(loading.current_owner, msg.graph)
-            if owner and owner != self.id:
-                await self.broker.publish(self.names.scheduler(owner), msg, mandatory=False)
+    async def _on_ends(self, ends: list[TaskDone]) -> None:
+        """Workers say tasks ended. A message is only a wake-up: what happened is read from
+        the tasks' committed rows (a forged or stale message can change nothing)."""
+        mine: list[tuple[GraphRun, Node]] = []
+        for done in ends:
+            run = self.runs.get(done.graph)
+            if run is None:
+                owner = await self.db.read(loading.current_owner, done.graph)
+                if owner and owner != self.id:
+                    await self.broker.publish(self.names.scheduler(owner), done, mandatory=False)
+                continue
+            node = run.nodes.get(done.task)
+            if node is not None and node.state not in TERMINAL:
+                mine.append((run, node))
+        if not mine:
             return
-        node = run.nodes.get(msg.task)
-        if node is None or node.state in ("finished", "failed", "skipped", "killed"):
-            return
+        rows = await self.db.read(loading.task_states, [node.id for _, node in mine])
         now = self.clock()
-        if msg.state == "queued":
-            if msg.attempt > node.attempt:
-                node.attempt = msg.attempt
-                node.state = "queued"
-                self.queue.retry_at(msg.not_before or now, run.id, node.id)
-                self._release_retries(now)
-            return
-        if msg.state in ("running",):
-            node.state = "running"
-            return
-        await self._settle(run, node, msg.state, now)
-        self.queue.uncap()                  # a task ended: its pool may have room
+        for run, node in mine:
+            if run.id not in self.runs or node.id not in rows or node.state in TERMINAL:
+                continue                      # settled meanwhile (a reload, a kill)
+            state, attempts, not_before = rows[node.id]
+            try:
+                if state in TERMINAL:
+                    await self._settle(run, node, state, now)
+                elif state == "queued" and attempts > node.attempt:   # a retry is due
+                    node.attempt, node.state = attempts, "queued"
+                    self.queue.retry_at(not_before or now, run.id, node.id)
+                elif state == "running":
+                    node.state = "running"
+            except Exception:  # noqa: BLE001 - the others go on; the stall check recovers
+                logger.exception("handling the end of task %s", node.id)
+        self._release_retries(now)
+        self.queue.uncap()                    # tasks ended: their pools may have room
         self._schedule_flush()
 
     # -- graph life ---------------------------------------------------------------------------
@@ -354,6 +359,10 @@ class SchedulerDaemon(Watchdog):
                                  outputs, error, now)
         self.runs.pop(run.id, None)
         if not ok:
+            # not ours any more, or the database says a task is still open (memory was
+            # wrong): either way what the database holds decides
+            logger.info("graph %s not completed (lost, or a task is open): reloading", run.id)
+            await self._reload(run.root, now)
             return
         await self.broker.emit(event(f"graph.{state}", graph=run.id, state=state,
                                      data={"parent": run.parent}))
@@ -427,11 +436,12 @@ class SchedulerDaemon(Watchdog):
         for item, node in items:
             spec = specs[node.id]
             try:
-                args = substitute(spec.get("args") or {}, values)
-                target = (substitute(spec["shell"], values, quote=True)
-                          if node.kind == "shell" else spec.get("run", ""))
+                target, args = arguments(node.kind, spec, values)
             except MissingValue as exc:
                 await self._fail_here(run, node, "ReferenceError", str(exc), now)
+                continue
+            except Exception as exc:  # noqa: BLE001 - the task fails, its graph goes on
+                await self._fail_here(run, node, type(exc).__name__, str(exc), now)
                 continue
             if node.kind == "graph":
                 await self._spawn(run, node, spec, args, now)
@@ -510,3 +520,13 @@ class SchedulerDaemon(Watchdog):
         await self.broker.emit(event("graph.running", graph=child.id, state="running",
                                      data={"parent": run.id}))
         await self._reconcile(child, now)
+
+
+def arguments(kind: str, spec: dict[str, Any], values: dict[str, Any]) -> tuple[str, dict]:
+    """What a task is dispatched with, its references resolved: (target, arguments). A shell
+    task's values travel as environment variables (:mod:`wgops.store.shell`), never in its
+    command's text."""
+    if kind == "shell":
+        command = compile_command(spec["shell"])
+        return command.template, {"env": command.environment(values)}
+    return spec.get("run", ""), substitute(spec.get("args") or {}, values)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import multiprocessing
+import os
 import select
 import signal
 import traceback
@@ -17,12 +18,14 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 from wgops.daemon import allow
-from wgops.daemon.results import TaskFailed, encode_result
+from wgops.daemon.results import HIDDEN_FROM_TASKS, TaskFailed, encode_result
 
 
 def _child(conn: Connection, task_path: tuple[str, ...]) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    for name in HIDDEN_FROM_TASKS:              # user code never sees the message key
+        os.environ.pop(name, None)
     allow.add_task_path(task_path)
     while True:
         try:

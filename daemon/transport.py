@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import struct
+from collections.abc import Callable
 from typing import Any
 
 import pamqp.frame
@@ -83,7 +84,9 @@ class CorkedWriter:
 
 async def publish_unconfirmed(channel: Channel, exchange: str, items: list[tuple[str, bytes]],
                               properties: commands.Basic.Properties,
-                              timeout: float = 10.0) -> None:
+                              timeout: float = 10.0,
+                              sign: Callable[[bytes], dict[str, str] | None] | None = None
+                              ) -> None:
     """Publish ``(routing key, body)`` pairs on a channel without publisher confirms, as one
     entry of the connection's write queue, and wait until it is written.
 
@@ -95,7 +98,7 @@ async def publish_unconfirmed(channel: Channel, exchange: str, items: list[tuple
     if channel.is_closed:
         raise ChannelInvalidStateError(f"{channel!r} closed")
     payload = publish_frames(channel.number, channel.max_content_size, exchange, items,
-                             properties)
+                             properties, sign)
     written = asyncio.get_running_loop().create_future()
     async with asyncio.timeout(timeout):
         await channel.write_queue.put(ChannelFrame(payload=payload, should_close=False,
@@ -117,17 +120,21 @@ def _shortstr(value: str) -> bytes:
 
 
 def publish_frames(number: int, max_body: int, exchange: str, items: list[tuple[str, bytes]],
-                   properties: commands.Basic.Properties) -> bytes:
+                   properties: commands.Basic.Properties,
+                   sign: Callable[[bytes], dict[str, str] | None] | None = None) -> bytes:
     """The frames of ``Basic.Publish`` (not mandatory, not immediate) of each ``(routing key,
     body)`` on channel ``number``: the bytes ``pamqp.frame.marshal`` makes, put together with
     ``struct`` (pamqp's generic marshalling of three frames per message was most of an
-    event's cost). The properties are marshalled once, by pamqp; bodies over ``max_body``
-    are split."""
-    header = pamqp.frame.marshal(ContentHeader(properties=properties, body_size=0), number)
-    props = header[_FRAME.size + _HEADER.size:-1]
+    event's cost). The properties are marshalled once, by pamqp — or per message when
+    ``sign`` gives each its own headers (a signature); bodies over ``max_body`` are split."""
+    shared = _marshalled(properties, number)
     exchange_ss = _shortstr(exchange)
     out: list[bytes] = []
     for key, body in items:
+        headers = sign(body) if sign is not None else None
+        props = shared if headers is None else _marshalled(commands.Basic.Properties(**{
+            **{name: getattr(properties, name) for name in properties.attributes()},
+            "headers": headers}), number)
         method = _PUBLISH + exchange_ss + _shortstr(key) + b"\x00"
         head = _HEADER.pack(60, 0, len(body)) + props
         out += (_FRAME.pack(1, number, len(method)), method, _END,
@@ -136,6 +143,11 @@ def publish_frames(number: int, max_body: int, exchange: str, items: list[tuple[
             chunk = body[start:start + max_body]
             out += (_FRAME.pack(3, number, len(chunk)), chunk, _END)
     return b"".join(out)
+
+
+def _marshalled(properties: commands.Basic.Properties, number: int) -> bytes:
+    header = pamqp.frame.marshal(ContentHeader(properties=properties, body_size=0), number)
+    return header[_FRAME.size + _HEADER.size:-1]
 
 
 class CorkedTCPTransportFactory(TCPTransportFactory):

@@ -18,8 +18,9 @@ from typing import Any
 
 from aio_pika.abc import AbstractIncomingMessage
 
+from wgops.daemon import allow
 from wgops.daemon.broker import BROKER_ERRORS, Broker, event, refuse
-from wgops.daemon.executors import PythonExecutor, ShellExecutor, ShellFailed
+from wgops.daemon.executors import Job, PythonExecutor, ShellExecutor, ShellFailed
 from wgops.daemon.notify import Notifier
 from wgops.daemon.protocol import (
     WORKER_OPS,
@@ -28,13 +29,13 @@ from wgops.daemon.protocol import (
     RunTask,
     TaskDone,
     check_control,
-    decode,
 )
 from wgops.daemon.results import TaskFailed
 from wgops.store import execution, liveness, loading
 from wgops.store.config import Settings
 from wgops.store.db import AsyncStore, Store
 from wgops.store.errors import ProtocolError
+from wgops.store.migrations import migrate
 
 logger = logging.getLogger(__name__)
 NOTIFY_PATIENCE = 60.0     # seconds a finished task's notification is retried (broker away)
@@ -75,8 +76,8 @@ class WorkerDaemon:
         self.stopping = False
 
     async def initialize(self) -> None:
-        from wgops.store.migrations import migrate
-
+        for line in allow.shadowing(self.settings.task_path):
+            logger.warning("%s", line)
         self.python.start()
         self.db.start()
         await self.db.read(migrate, self.store)
@@ -134,7 +135,7 @@ class WorkerDaemon:
     async def _on_control(self, message: AbstractIncomingMessage) -> None:
         async with message.process(ignore_processed=True):
             try:
-                decoded = decode(message.body, (Control,), self.settings.max_message_bytes)
+                decoded = self.broker.decode(message, (Control,))
                 assert isinstance(decoded, Control)
                 msg = check_control(decoded, WORKER_OPS)
             except ProtocolError as exc:
@@ -191,7 +192,7 @@ class WorkerDaemon:
         deadline = self.clock() + self.detach_after
         queue = message.routing_key or "tasks"
         try:
-            msg = decode(message.body, (RunTask,), self.settings.max_message_bytes)
+            msg = self.broker.decode(message, (RunTask,))
             assert isinstance(msg, RunTask)
             if msg.kind not in ("python", "shell"):
                 raise ProtocolError(f"RunTask.kind: unknown kind {msg.kind!r}")
@@ -247,7 +248,7 @@ class WorkerDaemon:
         finally:
             self.reserved -= 1
         if verdict == "run":
-            return await self._execute(message, msg, detail, deadline)
+            return await self._execute(message, msg, Job.of(msg.task, detail), deadline)
         if verdict == "quarantined":
             logger.error("task %s quarantined: lost its worker %d times", msg.task,
                          self.settings.max_lost)
@@ -263,10 +264,11 @@ class WorkerDaemon:
                                                attempt=msg.attempt, worker=self.id))
         return False
 
-    async def _execute(self, message: AbstractIncomingMessage, msg: RunTask, attempts: int,
+    async def _execute(self, message: AbstractIncomingMessage, msg: RunTask, job: Job,
                        deadline: float) -> bool:
         """Run a started task, detaching it if it outlives ``deadline``; True if detached."""
-        run = asyncio.ensure_future(self._run(msg, attempts))
+        attempts = job.attempts
+        run = asyncio.ensure_future(self._run(job))
         self.executing[msg.task] = run
         detached = False
         try:
@@ -280,7 +282,7 @@ class WorkerDaemon:
             await asyncio.wait({run}, timeout=5)
             await self.db.write(execution.abandon, msg.task, attempts, self.id)
             if detached:
-                await self.broker.publish(self.names.tasks(msg.pool), msg)
+                await self.broker.publish(self.names.tasks(job.pool), msg)
             else:
                 await message.nack(requeue=True)
             raise
@@ -327,20 +329,21 @@ class WorkerDaemon:
         finally:
             self.starting.discard(msg.task)
 
-    async def _run(self, msg: RunTask, attempts: int) -> None:
+    async def _run(self, job: Job) -> None:
         current = asyncio.current_task()
         assert current is not None
-        self.executing[msg.task] = current
+        self.executing[job.task] = current
+        attempts = job.attempts
         started = self.clock()
-        await self.broker.emit(event("task.running", graph=msg.graph, task=msg.task,
-                                     name=msg.name, state="running",
+        await self.broker.emit(event("task.running", graph=job.graph, task=job.task,
+                                     name=job.name, state="running",
                                      data={"worker": self.id, "attempt": attempts,
-                                           "pool": msg.pool}))
+                                           "pool": job.pool}))
         result: str | None = None
         error: dict[str, Any] | None = None
         try:
-            executor = self.shell if msg.kind == "shell" else self.python
-            result = await executor.execute(msg)
+            executor = self.shell if job.kind == "shell" else self.python
+            result = await executor.execute(job)
             state = "finished"
         except ShellFailed as exc:
             state, result = "failed", json.dumps(exc.result)
@@ -350,22 +353,22 @@ class WorkerDaemon:
             error = {"type": exc.kind, "message": exc.message, "traceback": exc.tb}
         now = self.clock()
         not_before = None
-        if state == "failed" and attempts <= msg.retries and error and \
+        if state == "failed" and attempts <= job.retries and error and \
                 error["type"] not in ("NotAllowed", "Cancelled"):
-            state, not_before = "queued", now + msg.retry_delay
-        owner = await self.db.write(execution.finish, msg.task, attempts, self.id, state, result,
+            state, not_before = "queued", now + job.retry_delay
+        owner = await self.db.write(execution.finish, job.task, attempts, self.id, state, result,
                                     error, not_before, now)
         if owner is False:
             logger.info("task %s attempt %d was superseded (killed or re-run); result dropped",
-                        msg.task, attempts)
+                        job.task, attempts)
             return
-        await self.broker.emit(event(f"task.{state}", graph=msg.graph, task=msg.task,
-                                     name=msg.name, state=state, data={
+        await self.broker.emit(event(f"task.{state}", graph=job.graph, task=job.task,
+                                     name=job.name, state=state, data={
                                          "worker": self.id, "attempt": attempts,
-                                         "pool": msg.pool,
+                                         "pool": job.pool,
                                          "duration": round(now - started, 6),
                                          "error": error["message"] if error else None}))
-        await self._notify(owner, TaskDone(task=msg.task, graph=msg.graph, state=state,
+        await self._notify(owner, TaskDone(task=job.task, graph=job.graph, state=state,
                                            attempt=attempts, worker=self.id,
                                            not_before=not_before))
 

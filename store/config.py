@@ -12,13 +12,14 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 from wgops.store.errors import ConfigError
 
 DEFAULT_BROKER_URL = "amqp://guest:guest@127.0.0.1:5672/"
 DEFAULT_ALLOW = "wgops.examples.tasks:*"
 NAMESPACE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+MIN_KEY = 16                    # characters of a message_key
 TRUE = {"1", "true", "yes", "on"}
 FALSE = {"0", "false", "no", "off", ""}
 
@@ -30,17 +31,46 @@ def default_home(env: dict[str, str] | None = None) -> Path:
     return Path(base) / "wgops"
 
 
+SECRET_PARAMS = ("password", "passwd", "pass", "pwd", "secret", "token", "sslpassword",
+                 "sslkey", "api_key", "apikey", "key")
+_SECRET_QUERY = re.compile(r"([?&;](?:" + "|".join(SECRET_PARAMS) + r")=)[^&;#]*", re.I)
+URL_CHARACTERS = "a special character in the password (/ ? # @ :) must be percent-encoded"
+
+
 def mask_url(url: str) -> str:
-    """Return ``url`` with its password replaced by ``***``."""
+    """``url`` with every secret shown as ``***``: its userinfo's password, whatever
+    characters it holds (encoded or not: everything up to the last ``@``), and the values of
+    query parameters that name a secret (``?password=``, ``sslpassword``, ``token`` ...).
+    Text that is not a URL is not shown at all."""
+    if not isinstance(url, str):
+        return "<not a URL>"
+    scheme, sep, rest = url.partition("://")
+    if not sep or not scheme.replace("+", "").isalnum():
+        return "<not a URL>"
+    userinfo, at, host = rest.rpartition("@")
+    if at:
+        user, colon, _ = userinfo.partition(":")
+        rest = f"{user}:***@{host}" if colon else f"{user}@{host}"
+    return f"{scheme}://{_SECRET_QUERY.sub(lambda m: m.group(1) + '***', rest)}"
+
+
+def check_url(setting: str, url: str, schemes: tuple[str, ...], example: str) -> None:
+    """Refuse a URL that would be read wrongly (a password with an unencoded ``/``, ``#``,
+    ``?``, ``@``; a port that is not a number), naming the setting, showing it masked."""
+    if not url.startswith(tuple(f"{s}://" for s in schemes)):
+        raise ConfigError(f"{setting} must be {example}, not {mask_url(url)!r}")
+    if url.startswith("sqlite://"):
+        return
     try:
         parts = urlsplit(url)
+        parts.port                                          # noqa: B018 - raises when bad
     except ValueError:
-        return "<unparsable url>"
-    userinfo, at, hostport = parts.netloc.rpartition("@")
-    if not at or ":" not in userinfo:
-        return url
-    user = userinfo.split(":", 1)[0]
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{hostport}"))
+        raise ConfigError(f"{setting} is not a valid URL ({URL_CHARACTERS}): "
+                          f"{mask_url(url)}") from None
+    if parts.fragment or parts.netloc.count("@") > 1 or "@" in url.split("://", 1)[1] \
+            and "@" not in parts.netloc or not parts.hostname:
+        raise ConfigError(f"{setting} is not a valid URL ({URL_CHARACTERS}): "
+                          f"{mask_url(url)}")
 
 
 def _bool(name: str, value: Any) -> bool:
@@ -98,6 +128,10 @@ class Settings:
     max_lost: int = 3                 # a task that loses its worker this often is quarantined
     max_result_bytes: int = 1_000_000
     max_message_bytes: int = 4_000_000
+    max_document_bytes: int = 10_000_000   # a graph document, its nested graphs' files included
+    max_dead_letters: int = 10_000  # dead letters kept (queue and table); older ones dropped
+    # HMAC keys of signed messages (the first signs, any verifies); never shown
+    message_key: tuple[str, ...] = field(default=(), repr=False)
     consumer_timeout: float = 1800.0  # the broker's consumer_timeout, seconds
     grace: float = 30.0               # seconds a stopping worker lets running tasks finish
 
@@ -105,16 +139,26 @@ class Settings:
         if not NAMESPACE_RE.match(self.namespace):
             raise ConfigError(
                 f"WGOPS_NAMESPACE {self.namespace!r} must be letters, digits, '_', '.' or '-'")
-        if not self.broker_url.startswith(("amqp://", "amqps://")):
-            raise ConfigError(f"WGOPS_BROKER_URL must start with amqp:// or amqps://, "
-                              f"not {mask_url(self.broker_url)!r}")
+        check_url("WGOPS_BROKER_URL", self.broker_url, ("amqp", "amqps"),
+                  "amqp://USER:PASSWORD@HOST:PORT/VHOST (or amqps://)")
         if not self.db_url:
             object.__setattr__(self, "db_url", f"sqlite:///{self.home / 'wgops.db'}")
-        if not self.db_url.startswith(("sqlite://", "postgresql://", "postgres://")):
-            raise ConfigError("WGOPS_DB_URL must be sqlite:///PATH or postgresql://..., "
-                              f"not {mask_url(self.db_url)!r}")
+        check_url("WGOPS_DB_URL", self.db_url, ("sqlite", "postgresql", "postgres"),
+                  "sqlite:///PATH or postgresql://USER:PASSWORD@HOST:PORT/DATABASE")
+        if any(len(key) < MIN_KEY for key in self.message_key):
+            raise ConfigError(f"WGOPS_MESSAGE_KEY: each key must have at least {MIN_KEY} "
+                              "characters")
         if self.stale_after <= self.heartbeat:
             raise ConfigError("stale_after must be longer than heartbeat")
+
+    def __repr__(self) -> str:
+        shown = []
+        for f in dataclasses.fields(self):
+            if not f.repr:
+                continue
+            value = getattr(self, f.name)
+            shown.append(f"{f.name}={mask_url(value) if f.name.endswith('_url') else value!r}")
+        return f"Settings({', '.join(shown)})"
 
     @property
     def config_file(self) -> Path:
@@ -156,13 +200,16 @@ _FIELDS = [f.name for f in dataclasses.fields(Settings) if f.name != "home"]
 def _coerce(values: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for name, value in values.items():
-        if name in ("allow", "task_path"):
+        if name == "message_key":
+            out[name] = _list(value)
+        elif name in ("allow", "task_path"):
             out[name] = _list(value) if name == "allow" else tuple(
                 p for p in (value if isinstance(value, list) else str(value).split(os.pathsep))
                 if p)
         elif name == "shell":
             out[name] = _bool("WGOPS_SHELL", value)
-        elif name in ("max_lost", "max_result_bytes", "max_message_bytes"):
+        elif name in ("max_lost", "max_result_bytes", "max_message_bytes", "max_document_bytes",
+                      "max_dead_letters"):
             out[name] = _int(name, value, minimum=1)
         elif name in ("heartbeat", "stale_after", "consumer_timeout", "grace"):
             out[name] = _float(name, value, minimum=0.05)
@@ -181,6 +228,7 @@ def default_config_text(settings: Settings) -> str:
         f'# allow = ["{DEFAULT_ALLOW}"]\n'
         "# task_path = []\n"
         "# shell = false\n"
+        "# message_key = []   # HMAC keys: sign every message (the same on every host)\n"
     )
 
 

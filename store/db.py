@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 import peewee
 
@@ -85,11 +85,15 @@ class Capabilities:
     alter_add_foreign_key: bool  # PostgreSQL can add the deferred graph -> task key
     writable_cte: bool           # WITH x AS (UPDATE ... RETURNING ...): several writes, one trip
     returning: bool              # UPDATE ... RETURNING: a write and its read in one statement
+    begin_exclusive: str | None  # lock type that keeps every other writer out (migrations)
+    advisory_lock: bool          # pg_advisory_xact_lock: a lock held for a transaction
 
 
 SQLITE = Capabilities("sqlite", "IMMEDIATE", False, False,
-                      sqlite3.sqlite_version_info >= (3, 35, 0))
-POSTGRES = Capabilities("postgresql", None, True, True, True)
+                      sqlite3.sqlite_version_info >= (3, 35, 0), "EXCLUSIVE", False)
+POSTGRES = Capabilities("postgresql", None, True, True, True, None, True)
+
+MIGRATION_LOCK = 0x77676F7073          # "wgops": the advisory lock of a migration
 
 SQLITE_PRAGMAS = {
     "journal_mode": "wal",
@@ -117,13 +121,16 @@ def make_database(url: str) -> tuple[peewee.Database, Capabilities]:
             import psycopg2  # noqa: F401
         except ImportError:  # pragma: no cover - a dependency of the package
             raise ConfigError("PostgreSQL needs psycopg2: pip install psycopg2-binary") from None
+        options: dict[str, Any] = {"connect_timeout": 5}
+        options.update(parse_qsl(parts.query))        # sslmode=..., password=..., ...
         db = peewee.PostgresqlDatabase(
-            (parts.path or "/").lstrip("/") or "postgres",
+            unquote((parts.path or "/").lstrip("/")) or "postgres",
             user=unquote(parts.username) if parts.username else None,
-            password=unquote(parts.password) if parts.password else None,
+            password=unquote(parts.password) if parts.password else options.pop(
+                "password", None),
             host=parts.hostname or "127.0.0.1",
             port=parts.port or 5432,
-            connect_timeout=5,
+            **options,
         )
         return db, POSTGRES
     raise ConfigError(f"unsupported database URL {mask_url(url)!r}")
@@ -198,6 +205,15 @@ class Store:
         if self.caps.begin_write:
             return self.db.atomic(self.caps.begin_write)
         return self.db.atomic()
+
+    @contextlib.contextmanager
+    def migration(self) -> Iterator[None]:
+        """A write transaction that no other process migrates in at the same time."""
+        with self.db.atomic(self.caps.begin_exclusive) if self.caps.begin_exclusive \
+                else self.db.atomic():
+            if self.caps.advisory_lock:
+                self.db.execute_sql("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
+            yield
 
     def ping(self) -> bool:
         try:

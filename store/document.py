@@ -1,92 +1,110 @@
-"""Graph documents (YAML or JSON): parse, validate everything, normalise.
+"""Graph documents (YAML or JSON): read with bounds, validate everything, normalise.
 
-Nothing is stored before :func:`load_document` has accepted the whole document, nested graphs
-included. Every error names its culprit (the task, the reference, the line).
+Nothing is stored before :func:`load_document` (or :func:`normalise` of a mapping) has
+accepted the whole document, nested graphs included. Every error names its culprit (the task,
+the reference, the line). Validation is bounded whatever the input: the bytes read (the files
+of nested graphs included, each time they are used), the values held (aliases expanded), the
+tasks, the depth of nesting; every number is finite and in range, every value is JSON's.
 """
 
 from __future__ import annotations
 
 import graphlib
+import math
 import re
+import unicodedata
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from wgops.store.errors import DocumentError
+from wgops.store.parsing import DEFAULT_MAX_BYTES, MAX_NODES, parse_scalar, parse_text, read_bounded
 from wgops.store.refs import iter_refs, task_refs
+from wgops.store.shell import ShellSyntaxError, compile_command
 from wgops.store.targets import canonical, is_target
 
-NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
-POOL_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$")
+NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")          # matched whole (fullmatch)
+POOL_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}")
+SEGMENT_RE = re.compile(r"[A-Za-z0-9_-]+")                # a key or index below a reference
 KINDS = ("run", "shell", "graph")
 TASK_KEYS = {"run", "shell", "graph", "args", "after", "retries", "retry_delay", "timeout", "pool"}
 GRAPH_KEYS = {"name", "priority", "inputs", "tasks", "outputs", "description"}
-MAX_DEPTH = 16
-MAX_DATA_DEPTH = 64
+MAX_DEPTH = 16                  # graphs nested in graphs
+MAX_DATA_DEPTH = 64             # mappings and lists nested in values
+MAX_TASKS = 100_000             # tasks of a document, nested graphs included
+MAX_NAME = 200                  # characters of a graph's name
+INT_LIMIT = 2 ** 63             # integers a 64-bit column and every message can carry
+# (whole number?, minimum, maximum) of each number a task may set
+NUMBERS = {"retries": (True, 0, 1000), "retry_delay": (False, 0, 86_400),
+           "timeout": (False, 0, 31_536_000)}
 
 
-def parse_text(text: str, source: str = "<document>") -> Any:
-    """Parse YAML (JSON is YAML) into Python data, with the line of a syntax error."""
-    try:
-        return yaml.safe_load(text)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = exc.problem or exc.context or "syntax error"
-        raise DocumentError(f"{source}: invalid YAML{where}: {problem}") from None
-    except yaml.YAMLError as exc:
-        raise DocumentError(f"{source}: invalid YAML: {exc}") from None
-    except RecursionError:
-        raise DocumentError(f"{source}: invalid YAML: nested more than Python can parse") \
-            from None
+class Reading:
+    """What one validation may still read: bytes (each use of a nested file counts) and
+    tasks; files are read once."""
+
+    def __init__(self, max_bytes: int = DEFAULT_MAX_BYTES):
+        self.max_bytes = max_bytes
+        self.bytes_left = max_bytes
+        self.tasks_left = MAX_TASKS
+        self._files: dict[Path, tuple[Any, int]] = {}
+
+    def file(self, path: Path) -> Any:
+        if path not in self._files:
+            text = read_bounded(path, self.max_bytes)
+            self._files[path] = (parse_text(text, str(path), self.max_bytes), len(text))
+        data, size = self._files[path]
+        self.bytes_left -= size
+        if self.bytes_left < 0:
+            raise DocumentError(f"{path}: the document and its nested graphs read more than "
+                                f"{self.max_bytes} bytes (max_document_bytes)")
+        return data
+
+    def tasks(self, where: str, count: int) -> None:
+        self.tasks_left -= count
+        if self.tasks_left < 0:
+            raise DocumentError(f"{where}: more than {MAX_TASKS} tasks, nested graphs included")
 
 
-def read_file(path: Path) -> Any:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise DocumentError(f"{path}: no such file") from None
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
-        raise DocumentError(f"{path}: cannot read: {exc}") from None
-    return parse_text(text, str(path))
+def read_file(path: Path, max_bytes: int = DEFAULT_MAX_BYTES) -> Any:
+    """The data of a YAML or JSON file (bounded, JSON's values only)."""
+    return Reading(max_bytes).file(path)
 
 
-def load_document(path: str | Path, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+def load_document(path: str | Path, overrides: dict[str, Any] | None = None,
+                  max_bytes: int = DEFAULT_MAX_BYTES) -> dict[str, Any]:
     """Read, validate and normalise the graph document at ``path``."""
     path = Path(path)
-    return normalise(read_file(path), str(path), path.parent.resolve(), overrides,
-                     chain=(path.resolve(),))
+    reading = Reading(max_bytes)
+    return normalise(reading.file(path), str(path), path.parent.resolve(), overrides,
+                     chain=(path.resolve(),), reading=reading)
 
 
 def parse_overrides(pairs: list[str] | tuple[str, ...]) -> dict[str, Any]:
-    """``["K=V", ...]`` -> ``{K: V}`` with V parsed as a YAML scalar."""
+    """``["K=V", ...]`` -> ``{K: V}`` with V read as a YAML scalar."""
     out: dict[str, Any] = {}
     for pair in pairs:
         key, sep, raw = pair.partition("=")
         key = key.strip()
-        if not sep or not NAME_RE.match(key):
+        if not sep or not NAME_RE.fullmatch(key):
             raise DocumentError(f"--set {pair!r}: expected NAME=VALUE")
-        try:
-            value = yaml.safe_load(raw) if raw.strip() else ""
-        except yaml.YAMLError:
-            value = raw
-        if isinstance(value, (dict, list)) and not raw.lstrip().startswith(("{", "[")):
-            value = raw
-        out[key] = value
+        out[key] = parse_scalar(raw)
     return out
 
 
 def normalise(doc: Any, source: str, base: Path | None = None,
               overrides: dict[str, Any] | None = None, provided: set[str] | None = None,
-              chain: tuple[Path, ...] = ()) -> dict[str, Any]:
+              chain: tuple[Path, ...] = (), reading: Reading | None = None) -> dict[str, Any]:
     """Validate ``doc`` and return its normal form.
 
     ``provided``: input names a parent graph passes (nested graphs). ``chain``: files being
-    loaded, to refuse a graph that includes itself.
+    loaded, to refuse a graph that includes itself. ``reading``: the bounds of this
+    validation (a fresh one by default).
     """
+    reading = reading or Reading()
     where = source
-    _check_shape(where, doc)
+    check_values(where, doc)
+    if overrides:
+        check_values(f"{where}: --set", overrides)
     if len(chain) > MAX_DEPTH:
         raise DocumentError(f"{where}: graphs nested more than {MAX_DEPTH} deep")
     if not isinstance(doc, dict):
@@ -98,6 +116,9 @@ def normalise(doc: Any, source: str, base: Path | None = None,
     name = doc.get("name")
     if not isinstance(name, str) or not name.strip():
         raise DocumentError(f"{where}: missing 'name' (a non-empty string)")
+    if len(name) > MAX_NAME or any(unicodedata.category(c) in ("Cc", "Cf") for c in name):
+        raise DocumentError(f"{where}: 'name' must be at most {MAX_NAME} printable characters, "
+                            f"not {name[:40]!r}")
     where = f"{source} ({name})" if source != name else source
     priority = doc.get("priority", 0)
     if isinstance(priority, bool) or not isinstance(priority, int) or not 0 <= priority <= 9:
@@ -106,7 +127,7 @@ def normalise(doc: Any, source: str, base: Path | None = None,
     if not isinstance(inputs, dict):
         raise DocumentError(f"{where}: 'inputs' must be a mapping")
     for key in inputs:
-        if not isinstance(key, str) or not NAME_RE.match(key):
+        if not isinstance(key, str) or not NAME_RE.fullmatch(key):
             raise DocumentError(f"{where}: bad input name {key!r}")
     inputs = {**inputs, **(overrides or {})}
     if "tasks" not in doc:
@@ -115,9 +136,10 @@ def normalise(doc: Any, source: str, base: Path | None = None,
     if not isinstance(raw_tasks, dict) or not raw_tasks:
         raise DocumentError(f"{where}: 'tasks' must be a non-empty mapping of name to task")
     known_inputs = set(inputs) | (provided or set())
+    reading.tasks(where, len(raw_tasks))
     tasks: dict[str, dict[str, Any]] = {}
     for tname, raw in raw_tasks.items():
-        tasks[str(tname)] = _task(where, tname, raw, base, chain)
+        tasks[str(tname)] = _task(where, tname, raw, base, chain, reading)
     for tname, task in tasks.items():
         task["deps"] = _deps(where, tname, task, tasks, known_inputs)
     outputs = doc.get("outputs") or {}
@@ -130,33 +152,57 @@ def normalise(doc: Any, source: str, base: Path | None = None,
             "outputs": outputs, "source": source}
 
 
-def _check_shape(where: str, doc: Any) -> None:
-    """Refuse data that loops back on itself (YAML aliases can) or nests absurdly deep."""
-    stack: list[tuple[Any, int]] = [(doc, 0)]
+def check_values(where: str, value: Any) -> None:
+    """Refuse what is not a JSON value: keys that are not strings, numbers that are not finite
+    or out of a 64-bit range, other types; data nested too deep, containing itself, or holding
+    more than ``MAX_NODES`` values (a mapping given in Python may share its parts: each use
+    counts). The error names the value's place (``tasks.a.args.x``)."""
+    stack: list[tuple[Any, int, str]] = [(value, 0, "")]
     open_ids: list[int] = []
+    seen = 0
     while stack:
-        value, depth = stack.pop()
-        if value is _LEAVE:
+        item, depth, place = stack.pop()
+        if item is _LEAVE:
             open_ids.pop()
             continue
-        if not isinstance(value, (dict, list)):
+        seen += 1
+        if seen > MAX_NODES:
+            raise DocumentError(f"{where}: more than {MAX_NODES} values")
+        at = f" at {place}" if place else ""
+        if isinstance(item, bool) or item is None or isinstance(item, str):
             continue
-        if id(value) in open_ids:
-            raise DocumentError(f"{where}: a YAML alias refers to itself (recursive data)")
+        if isinstance(item, int):
+            if not -INT_LIMIT <= item < INT_LIMIT:
+                raise DocumentError(f"{where}: the number{at} is out of range (64 bits)")
+            continue
+        if isinstance(item, float):
+            if not math.isfinite(item):
+                raise DocumentError(f"{where}: the number{at} is not finite ({item})")
+            continue
+        if not isinstance(item, (dict, list)):
+            raise DocumentError(f"{where}: the {type(item).__name__}{at} is not a JSON value")
+        if id(item) in open_ids:
+            raise DocumentError(f"{where}: a YAML alias refers to itself{at} (recursive data)")
         if depth > MAX_DATA_DEPTH:
-            raise DocumentError(f"{where}: data nested more than {MAX_DATA_DEPTH} deep")
-        open_ids.append(id(value))
-        stack.append((_LEAVE, depth))
-        items = value.values() if isinstance(value, dict) else value
-        stack.extend((item, depth + 1) for item in items)
+            raise DocumentError(f"{where}: data nested more than {MAX_DATA_DEPTH} deep{at}")
+        open_ids.append(id(item))
+        stack.append((_LEAVE, depth, place))
+        prefix = f"{place}." if place else ""
+        if isinstance(item, dict):
+            for key, child in item.items():
+                if not isinstance(key, str):
+                    raise DocumentError(f"{where}: the key {key!r}{at} is not a string")
+                stack.append((child, depth + 1, prefix + key))
+        else:
+            stack.extend((child, depth + 1, f"{prefix}{i}") for i, child in enumerate(item))
 
 
 _LEAVE = object()
 
 
 def _task(where: str, tname: Any, raw: Any, base: Path | None,
-          chain: tuple[Path, ...]) -> dict[str, Any]:
-    if not isinstance(tname, str) or not NAME_RE.match(tname) or tname == "inputs":
+          chain: tuple[Path, ...], reading: Reading) -> dict[str, Any]:
+    if not isinstance(tname, str) or not NAME_RE.fullmatch(tname) or tname == "inputs":
         raise DocumentError(f"{where}: bad task name {tname!r} (letters, digits, '_' and '-', "
                             "not starting with a digit; 'inputs' is reserved)")
     if not isinstance(raw, dict):
@@ -181,9 +227,13 @@ def _task(where: str, tname: Any, raw: Any, base: Path | None,
     elif kind == "shell":
         if not isinstance(raw["shell"], str) or not raw["shell"].strip():
             raise DocumentError(f"{where}: task {tname!r}: shell must be a non-empty string")
+        try:
+            compile_command(raw["shell"])
+        except ShellSyntaxError as exc:
+            raise DocumentError(f"{where}: task {tname!r}: shell: {exc}") from None
         task["shell"] = raw["shell"]
     else:
-        task["graph"] = _nested(where, tname, raw, base, chain)
+        task["graph"] = _nested(where, tname, raw, base, chain, reading)
     args = raw.get("args") or {}
     if not isinstance(args, dict):
         raise DocumentError(f"{where}: task {tname!r}: args must be a mapping")
@@ -194,38 +244,43 @@ def _task(where: str, tname: Any, raw: Any, base: Path | None,
     if not isinstance(after, list) or not all(isinstance(a, str) for a in after):
         raise DocumentError(f"{where}: task {tname!r}: after must be a list of task names")
     task["after"] = after
-    task["retries"] = _number(where, tname, raw, "retries", int, 0, 0)
-    task["retry_delay"] = _number(where, tname, raw, "retry_delay", float, 0.0, 0)
-    task["timeout"] = _number(where, tname, raw, "timeout", float, None, 0)
+    task["retries"] = _number(where, tname, raw, "retries", 0)
+    task["retry_delay"] = _number(where, tname, raw, "retry_delay", 0.0)
+    task["timeout"] = _number(where, tname, raw, "timeout", None)
     pool = raw.get("pool", "default")
-    if not isinstance(pool, str) or not POOL_RE.match(pool):
+    if not isinstance(pool, str) or not POOL_RE.fullmatch(pool):
         raise DocumentError(f"{where}: task {tname!r}: bad pool name {pool!r}")
     task["pool"] = pool
     return task
 
 
-def _number(where: str, tname: str, raw: dict, key: str, kind: type, default: Any,
-            minimum: float) -> Any:
+def _number(where: str, tname: str, raw: dict, key: str, default: Any) -> Any:
     if key not in raw or raw[key] is None:
         return default
+    whole, minimum, maximum = NUMBERS[key]
     value = raw[key]
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-    if kind is int:
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and \
+        math.isfinite(value) and minimum <= value <= maximum
+    if whole:
         ok = ok and float(value).is_integer()
-    if not ok or value < minimum or (key == "timeout" and value <= 0):
-        raise DocumentError(f"{where}: task {tname!r}: {key} must be a "
-                            f"{'whole ' if kind is int else ''}number >= {minimum}, not {value!r}")
-    return kind(value)
+    if key == "timeout":
+        ok = ok and value > 0
+    if not ok:
+        kind = "whole number" if whole else "number of seconds"
+        low = f"more than {minimum}" if key == "timeout" else f"from {minimum}"
+        raise DocumentError(f"{where}: task {tname!r}: {key} must be a {kind} {low} to "
+                            f"{maximum}, not {value!r}")
+    return int(value) if whole else float(value)
 
 
 def _nested(where: str, tname: str, raw: dict, base: Path | None,
-            chain: tuple[Path, ...]) -> dict[str, Any]:
+            chain: tuple[Path, ...], reading: Reading) -> dict[str, Any]:
     spec = raw["graph"]
     args = raw.get("args") or {}
     provided = set(args) if isinstance(args, dict) else set()
     if isinstance(spec, dict):
         return normalise(spec, f"{where} > {tname}", base, provided=provided, chain=chain + (
-            Path(f"<inline {tname}>"),))
+            Path(f"<inline {tname}>"),), reading=reading)
     if not isinstance(spec, str) or not spec.strip():
         raise DocumentError(f"{where}: task {tname!r}: graph must be a relative path or a mapping")
     if base is None:
@@ -236,8 +291,10 @@ def _nested(where: str, tname: str, raw: dict, base: Path | None,
         raise DocumentError(f"{where}: task {tname!r}: bad graph path {spec!r}: {exc}") from None
     if path in chain:
         raise DocumentError(f"{where}: task {tname!r}: graph {spec!r} includes itself")
-    return normalise(read_file(path), f"{spec}", path.parent, provided=provided,
-                     chain=chain + (path,))
+    if len(chain) >= MAX_DEPTH:
+        raise DocumentError(f"{where}: graphs nested more than {MAX_DEPTH} deep")
+    return normalise(reading.file(path), f"{spec}", path.parent, provided=provided,
+                     chain=chain + (path,), reading=reading)
 
 
 def _deps(where: str, tname: str, task: dict, tasks: dict, inputs: set[str]) -> list[str]:
@@ -257,8 +314,9 @@ def _deps(where: str, tname: str, task: dict, tasks: dict, inputs: set[str]) -> 
 
 
 def _check_ref(where: str, owner: str, ref: Any, tasks: dict, inputs: set[str]) -> None:
-    if not ref.head or not NAME_RE.match(ref.head) or any(not p for p in ref.path):
-        raise DocumentError(f"{where}: {owner}: malformed reference {ref}")
+    if not NAME_RE.fullmatch(ref.head) or not all(SEGMENT_RE.fullmatch(p) for p in ref.path):
+        raise DocumentError(f"{where}: {owner}: malformed reference {ref} (names, keys and "
+                            "list positions: ASCII letters, digits, '_' and '-')")
     if ref.head == "inputs":
         if len(ref.path) < 1:
             raise DocumentError(f"{where}: {owner}: {ref} names no input (use ${{inputs.NAME}})")

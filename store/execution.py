@@ -8,6 +8,7 @@ inside the caller's write transaction.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import peewee
@@ -17,20 +18,51 @@ from wgops.store.deadletters import record_dead_letter
 from wgops.store.eventlog import log_event
 from wgops.store.liveness import worker_alive
 from wgops.store.loading import current_owner
-from wgops.store.models import Graph, LogEntry, Task, dumps
+from wgops.store.models import Graph, LogEntry, Task, dumps, loads
+
+
+@dataclass(frozen=True)
+class StartedTask:
+    """What a worker runs, as the database stores it (never as a message says): the task's
+    document entry and the arguments its scheduler dispatched."""
+
+    attempts: int
+    graph: int
+    name: str
+    kind: str
+    spec: dict[str, Any]
+    args: dict[str, Any]
+
+
+_STORED = (Task.attempts, Task.graph, Task.name, Task.kind, Task.spec, Task.args)
+
+
+def _started(row: Any) -> StartedTask:
+    attempts, graph, name, kind, spec, args = row
+    return StartedTask(attempts, graph, name, kind, loads(spec), loads(args) or {})
+
+
+def _stored(task_id: int) -> StartedTask:
+    row = Task.select(*_STORED).where(Task.id == task_id).tuples().first()
+    assert row is not None, f"task {task_id} vanished inside its own transaction"
+    return _started(row)
 
 
 def start(task_id: int, attempt: int, worker: str, redelivered: bool, max_lost: int,
           stale_after: float, now: float) -> tuple[str, Any]:
     """Begin attempt ``attempt + 1``. Returns one of:
 
-    ``("run", attempts)``, ``("wait", None)`` (the previous worker may still be alive),
+    ``("run", StartedTask)``, ``("wait", None)`` (the previous worker may still be alive),
     ``("drop", state)`` (stale or duplicate), ``("quarantined", owner)``.
     """
-    # the common case first: one compare-and-set, no read
-    if _START.execute(id=task_id, attempt=attempt, next=attempt + 1, worker=worker,
-                      now=now).rowcount:
-        return "run", attempt + 1
+    # the common case first: one compare-and-set, which also returns the stored task
+    values = dict(id=task_id, attempt=attempt, next=attempt + 1, worker=worker, now=now)
+    if capabilities().returning:
+        row = _START_RETURNING.execute(**values).fetchone()
+        if row is not None:
+            return "run", _started(row)
+    elif _START.execute(**values).rowcount:
+        return "run", _stored(task_id)
     row = Task.select(Task.state, Task.attempts, Task.worker, Task.lost, Task.graph).where(
         Task.id == task_id).first()
     if row is None:
@@ -39,11 +71,11 @@ def start(task_id: int, attempt: int, worker: str, redelivered: bool, max_lost: 
         n = Task.update(state="running", attempts=attempt + 1, worker=worker, started=now,
                         finished=None, waiting_for=None, detached=None).where(
             Task.id == task_id, Task.state == "queued", Task.attempts == attempt).execute()
-        return ("run", attempt + 1) if n else ("drop", "raced")
+        return ("run", _stored(task_id)) if n else ("drop", "raced")
     if row.state == "running" and row.worker == worker and row.attempts == attempt + 1:
         # our own start, committed though its reply was lost (the write was retried); the
         # worker checked that it is not executing this task
-        return "run", attempt + 1
+        return "run", _stored(task_id)
     if row.state != "running" or not redelivered or row.attempts < attempt + 1:
         return "drop", row.state
     if row.worker and row.worker != worker and worker_alive(row.worker, now, stale_after):
@@ -57,7 +89,7 @@ def start(task_id: int, attempt: int, worker: str, redelivered: bool, max_lost: 
                     started=now, detached=None).where(Task.id == task_id,
                                                       Task.state == "running",
                                                       Task.attempts == row.attempts).execute()
-    return ("run", row.attempts + 1) if n else ("drop", "raced")
+    return ("run", _stored(task_id)) if n else ("drop", "raced")
 
 
 def quarantine(task_id: int, graph_id: int, attempts: int, lost: int, last_worker: str | None,
@@ -84,10 +116,15 @@ def detach(task_id: int, attempts: int, worker: str, now: float) -> bool:
         Task.worker == worker).execute())
 
 
-_START = Statement(lambda: Task.update(
-    state="running", attempts=param("next"), worker=param("worker"), started=param("now"),
-    finished=None, waiting_for=None, detached=None).where(
-        Task.id == param("id"), Task.state == "queued", Task.attempts == param("attempt")))
+def _start() -> Any:
+    return Task.update(
+        state="running", attempts=param("next"), worker=param("worker"), started=param("now"),
+        finished=None, waiting_for=None, detached=None).where(
+            Task.id == param("id"), Task.state == "queued", Task.attempts == param("attempt"))
+
+
+_START = Statement(_start)
+_START_RETURNING = Statement(lambda: _start().returning(*_STORED))
 _ATTEMPT = (Task.id == param("id")) & (Task.state == "running") & \
     (Task.attempts == param("attempts")) & (Task.worker == param("worker"))
 _FINISH = Statement(lambda: Task.update(

@@ -135,9 +135,11 @@ def results(graph_id: int, names: list[str]) -> dict[str, Any]:
                                                       Task.name.in_(names)).tuples()}
 
 
-def task_states(task_ids: list[int]) -> dict[int, tuple[str, int]]:
-    return {tid: (state, attempts) for tid, state, attempts in
-            Task.select(Task.id, Task.state, Task.attempts).where(Task.id.in_(task_ids)).tuples()}
+def task_states(task_ids: list[int]) -> dict[int, tuple[str, int, float | None]]:
+    """{task: (state, attempts, not_before)} as committed."""
+    return {tid: (state, attempts, not_before) for tid, state, attempts, not_before in
+            Task.select(Task.id, Task.state, Task.attempts, Task.not_before).where(
+                Task.id.in_(task_ids)).tuples()}
 
 
 def current_owner(graph_id: int) -> str | None:

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-import shlex
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -68,7 +67,8 @@ def lookup(ref: Ref, values: dict[str, Any]) -> Any:
     for key in ref.path:
         if isinstance(value, dict) and key in value:
             value = value[key]
-        elif isinstance(value, list) and key.isdigit() and int(key) < len(value):
+        elif isinstance(value, list) and key.isascii() and key.isdigit() and \
+                int(key) < len(value):
             value = value[int(key)]
         else:
             raise MissingValue(f"{ref}: {ref.head} has no key {key!r}")
@@ -79,17 +79,17 @@ def _as_text(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value)
 
 
-def substitute(value: Any, values: dict[str, Any], quote: bool = False) -> Any:
+def substitute(value: Any, values: dict[str, Any]) -> Any:
     """Replace references in ``value``. An exact ``${X}`` keeps the value's type; inside a
-    longer string it becomes text (shell-quoted when ``quote``)."""
+    longer string it becomes text (JSON for what is not a string). Shell commands do not come
+    here: their values never become command text (:mod:`wgops.store.shell`)."""
     if isinstance(value, str):
         whole = REF_RE.fullmatch(value)
-        if whole and not quote:
+        if whole:
             return lookup(parse_ref(whole.group(1)), values)
-        fmt: Callable[[Any], str] = (lambda v: shlex.quote(_as_text(v))) if quote else _as_text
-        return REF_RE.sub(lambda m: fmt(lookup(parse_ref(m.group(1)), values)), value)
+        return REF_RE.sub(lambda m: _as_text(lookup(parse_ref(m.group(1)), values)), value)
     if isinstance(value, dict):
-        return {k: substitute(v, values, quote) for k, v in value.items()}
+        return {k: substitute(v, values) for k, v in value.items()}
     if isinstance(value, list):
-        return [substitute(v, values, quote) for v in value]
+        return [substitute(v, values) for v in value]
     return value

@@ -11,12 +11,13 @@ from __future__ import annotations
 from typing import Any
 
 import peewee
+from peewee import fn
 
 from wgops.store.db import Statement, capabilities, param
 from wgops.store.eventlog import log_event
 from wgops.store.graphs import create_graph
 from wgops.store.loading import _ONE_GRAPH_TASKS, GraphRow, _task_row
-from wgops.store.models import Graph, Pool, Task, dumps, loads
+from wgops.store.models import TASK_ACTIVE, Graph, Pool, Task, dumps, loads
 
 _FENCES: dict[tuple[str, ...], Statement] = {}
 
@@ -192,11 +193,16 @@ def spawn_child(graph_id: int, owner: str, epoch: int, task_id: int, doc: dict[s
 
 
 def _complete() -> Any:
+    """A graph's completion, checked by the database: by its owner at its epoch, and only
+    while none of its tasks is open (whatever any scheduler believes)."""
+    open_task = Task.select(Task.id).where(Task.graph == param("id"),
+                                           Task.state.in_(TASK_ACTIVE))
     return Graph.update(
         state=param("state"), outputs=param("outputs"), error=param("error"),
         finished=param("now")).where(
             Graph.id == param("id"), Graph.scheduler == param("owner"),
-            Graph.epoch == param("epoch"), Graph.state.in_(("running", "paused")))
+            Graph.epoch == param("epoch"), Graph.state.in_(("running", "paused")),
+            ~fn.EXISTS(open_task))
 
 
 _COMPLETE = Statement(_complete)

@@ -273,3 +273,23 @@ def test_the_examples_old_module_name_still_validates_with_a_notice(
     assert proc.stderr.strip().splitlines() == [
         "wgops: note: examples.tasks:noop names the module by its old name; "
         "use wgops.examples.tasks:noop"]
+
+
+def test_control_characters_from_tasks_never_reach_the_terminal(env: dict[str, str]) -> None:
+    """A task's error (user text) with an escape sequence is shown escaped."""
+    from wgops.store.config import Settings
+    from wgops.store.db import Store
+    from wgops.store.document import normalise
+    from wgops.store.graphs import create_graph
+    from wgops.store.models import Task, dumps
+
+    store = Store(Settings.load(env=env).db_url).connect()
+    with store.write():
+        graph = create_graph(normalise({"name": "esc", "tasks": {
+            "t": {"run": "tests.tasks:noop"}}}, "t"))
+        Task.update(state="failed", error=dumps({
+            "type": "X", "message": "\x1b[2J\x1b]0;pwned\x07gone", "traceback": None})).where(
+            Task.graph == graph.id).execute()
+    store.close()
+    out = wgops("graph", "show", str(graph.id), env=env, check=True).stdout
+    assert "\x1b" not in out and "\x07" not in out and "\\x1b[2J" in out

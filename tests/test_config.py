@@ -104,7 +104,13 @@ def test_shell_switch_values(home: Path, value: str, expected: bool) -> None:
     ({"WGOPS_SHELL": "maybe"}, "WGOPS_SHELL must be on or off, not 'maybe'"),
     ({"WGOPS_NAMESPACE": "has space"}, "WGOPS_NAMESPACE 'has space'"),
     ({"WGOPS_NAMESPACE": ""}, "WGOPS_NAMESPACE ''"),
-    ({"WGOPS_BROKER_URL": "http://127.0.0.1/"}, "WGOPS_BROKER_URL must start with amqp://"),
+    ({"WGOPS_BROKER_URL": "http://127.0.0.1/"}, "WGOPS_BROKER_URL must be amqp://"),
+    ({"WGOPS_DB_URL": "postgresql://u:pa/ss@h/db"},
+     "WGOPS_DB_URL is not a valid URL (a special character in the password"),
+    ({"WGOPS_DB_URL": "postgresql://u:pa#ss@h/db"}, "WGOPS_DB_URL is not a valid URL"),
+    ({"WGOPS_DB_URL": "postgresql://u:pa?ss@h/db"}, "WGOPS_DB_URL is not a valid URL"),
+    ({"WGOPS_DB_URL": "postgresql://u:pa@ss@h/db"}, "WGOPS_DB_URL is not a valid URL"),
+    ({"WGOPS_BROKER_URL": "amqp://u:p@h:port/"}, "WGOPS_BROKER_URL is not a valid URL"),
     ({"WGOPS_DB_URL": "mysql://h/db"}, "WGOPS_DB_URL must be sqlite:///PATH or postgresql://"),
     ({"WGOPS_HEARTBEAT": "soon"}, "heartbeat must be a number, not 'soon'"),
     ({"WGOPS_HEARTBEAT": "0"}, "heartbeat must be at least 0.05"),
@@ -139,9 +145,13 @@ def test_unrelated_environment_is_ignored(home: Path) -> None:
 
 
 def test_invalid_urls_are_masked_in_errors(home: Path) -> None:
-    broker = config_error(home, env={"WGOPS_BROKER_URL": "http://u:hunter2@h/"})
-    db = config_error(home, env={"WGOPS_DB_URL": "mysql://u:hunter2@h/db"})
-    assert "hunter2" not in broker + db and "***" in broker and "***" in db
+    errors = [config_error(home, env={"WGOPS_BROKER_URL": "http://u:hun2ter@h/"}),
+              config_error(home, env={"WGOPS_DB_URL": "mysql://u:hun2ter@h/db"})]
+    for password in ("hun/2ter", "hun#2ter", "hun?2ter", "hun@2ter"):   # unencoded: refused
+        errors.append(config_error(home, env={"WGOPS_DB_URL": f"postgresql://u:{password}@h/db"}))
+        errors.append(config_error(home, env={"WGOPS_BROKER_URL": f"amqp://u:{password}@h/"}))
+    for error in errors:
+        assert "***" in error and "hun" not in error and "2ter" not in error, error
 
 
 def test_default_config_text_round_trips(home: Path) -> None:
@@ -165,6 +175,11 @@ def test_masked_settings(home: Path) -> None:
     ("amqp://u:p@ss@host/", "amqp://u:***@host/"),
     ("amqp://:pw@host/", "amqp://:***@host/"),
     ("amqp://u:p@h:99999/", "amqp://u:***@h:99999/"),
+    ("postgresql://u:pa/ss#w?rd@h:5432/db", "postgresql://u:***@h:5432/db"),
+    ("postgresql://h/db?password=hunter2&sslmode=require",
+     "postgresql://h/db?password=***&sslmode=require"),
+    ("postgresql://u@h/db?sslpassword=a;token=b", "postgresql://u@h/db?sslpassword=***;token=***"),
+    ("hunter2", "<not a URL>"),
 ])
 def test_mask_url_masks_passwords(url: str, masked: str) -> None:
     assert mask_url(url) == masked

@@ -6,6 +6,7 @@ import asyncio
 import importlib
 import inspect
 import json
+import os
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ import yaml
 from wgops.store.document import load_document, normalise, parse_overrides
 from wgops.store.errors import DocumentError
 from wgops.store.refs import substitute
+from wgops.store.shell import compile_command
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = sorted([*ROOT.glob("examples/*.yaml"), *ROOT.glob("examples/*.json")])
@@ -101,7 +103,7 @@ def test_bad_task_name(name: str) -> None:
 
 
 def test_non_string_task_name() -> None:
-    assert "bad task name 3" in error_of({"name": "g", "tasks": {3: run()}})
+    assert "the key 3 at tasks is not a string" in error_of({"name": "g", "tasks": {3: run()}})
 
 
 def test_bad_run_target() -> None:
@@ -146,10 +148,11 @@ def test_bad_priority(priority: Any) -> None:
     assert "'priority' must be an integer from 0 to 9" in message
 
 
-@pytest.mark.parametrize("retries", [-1, 1.5, "2", True])
+@pytest.mark.parametrize("retries", [-1, 1.5, "2", True, 1001, 10 ** 23, float("inf")])
 def test_bad_retries(retries: Any) -> None:
     message = error_of(doc(a=run(retries=retries)))
-    assert "task 'a'" in message and "retries must be a whole number >= 0" in message
+    assert "task 'a'" in message and "retries must be a whole number from 0 to 1000" in message \
+        or "the number at tasks.a.retries is" in message
 
 
 @pytest.mark.parametrize("key,value", [("retry_delay", -1), ("timeout", 0), ("timeout", "1m")])
@@ -325,8 +328,10 @@ def _run_locally(document: dict[str, Any], inputs: dict[str, Any] | None = None)
             if inspect.iscoroutine(result):
                 result = asyncio.run(result)
         elif task["kind"] == "shell":
-            proc = subprocess.run(substitute(task["shell"], values, quote=True), shell=True,
-                                  capture_output=True, text=True, timeout=10)
+            command = compile_command(task["shell"])
+            proc = subprocess.run(command.template, shell=True, capture_output=True, text=True,
+                                  timeout=10, env={**os.environ,
+                                                   **command.environment(values)})
             assert proc.returncode == 0, proc.stderr
             result = {"stdout": proc.stdout, "stderr": proc.stderr, "returncode": 0}
         else:

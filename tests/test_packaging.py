@@ -8,6 +8,7 @@ dependencies of the development one (appended to its path), never its wgops.
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -22,8 +23,16 @@ PIP = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
 
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A wheel built from a copy of the checkout's files (the build leaves ``build/`` behind)."""
+    source = tmp_path_factory.mktemp("source")
+    files = subprocess.check_output(["git", "ls-files", "-co", "--exclude-standard"],
+                                    cwd=ROOT, text=True).splitlines()
+    for name in files:
+        if (ROOT / name).is_file():
+            (source / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / name, source / name)
     out = tmp_path_factory.mktemp("wheel")
-    subprocess.run([*PIP, "wheel", "--no-deps", "-w", str(out), str(ROOT)], check=True,
+    subprocess.run([*PIP, "wheel", "--no-deps", "-w", str(out), str(source)], check=True,
                    capture_output=True, timeout=300)
     (found,) = out.glob("wgops-*.whl")
     return found
@@ -60,8 +69,8 @@ def test_installed_next_to_python_daemon_both_import(wheel: Path, tmp_path: Path
     (site / "zz-dependencies.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
     probe = ("import daemon, wgops, wgops.daemon.protocol, wgops.store.document;"
              "assert daemon.DaemonContext;"
-             "assert wgops.__file__.startswith(%r), wgops.__file__;"
-             "print(wgops.__version__)" % str(site))
+             f"assert wgops.__file__.startswith({str(site)!r}), wgops.__file__;"
+             "print(wgops.__version__)")
     out = subprocess.run([str(python), "-c", probe], capture_output=True, text=True,
                          timeout=120, cwd=str(tmp_path))
     assert out.returncode == 0, out.stderr

@@ -521,6 +521,10 @@ def test_completing_a_nested_graph_finishes_its_task(store: Store, caps: str) ->
     parent = submit(store, owner="s1", state="running")
     child = nest(store, parent)
     set_tasks(parent, bands="running")
+    with store.write():                      # its task b is still waiting: not complete
+        assert not scheduling.complete_graph(child.id, "s1", child.epoch, "finished", {}, None,
+                                             70.0)
+    set_tasks(child, b="finished")
     with store.write():
         assert not scheduling.complete_graph(child.id, "s2", child.epoch, "finished", {}, None,
                                              70.0)
@@ -529,10 +533,29 @@ def test_completing_a_nested_graph_finishes_its_task(store: Store, caps: str) ->
     task = Task.get(Task.graph == parent.id, Task.name == "bands")
     assert (task.state, json.loads(task.result), task.finished) == ("finished", {"x": 1}, 70.0)
     assert Graph.get_by_id(child.id).state == "finished"
+    set_tasks(parent, relax="finished", scf="failed", report="skipped")
     with store.write():                      # a root graph has no task to finish
         assert scheduling.complete_graph(parent.id, "s1", parent.epoch, "failed", None,
                                  {"type": "GraphFailed", "message": "x", "traceback": None}, 71.0)
     assert Graph.get_by_id(parent.id).state == "failed"
+
+
+@pytest.mark.parametrize("open_state", ["waiting", "queued", "running"])
+def test_a_graph_is_never_completed_while_one_of_its_tasks_is_open(store: Store,
+                                                                   open_state: str) -> None:
+    """Whatever a scheduler believes (two drivers, a stale message), the database refuses."""
+    from wgops.store import scheduling
+
+    g = submit(store, owner="s1", state="running")
+    set_tasks(g, relax="finished", scf="finished", bands="finished", report=open_state)
+    for state in ("finished", "failed"):
+        with store.write():
+            assert not scheduling.complete_graph(g.id, "s1", g.epoch, state, {}, None, 5.0)
+    assert Graph.get_by_id(g.id).state == "running"
+    set_tasks(g, report="killed")
+    with store.write():
+        assert scheduling.complete_graph(g.id, "s1", g.epoch, "failed", None, None, 6.0)
+    assert Graph.get_by_id(g.id).state == "failed"
 
 
 def test_claim_and_load_in_one_transaction(store: Store) -> None:

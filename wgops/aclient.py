@@ -199,7 +199,8 @@ class AsyncClient:
                        inputs: Mapping[str, Any] | None = None) -> Doc:
         """Check a graph without storing it: ``{"name", "valid": True, "tasks": N}``, or
         ``InvalidDocument`` (the message ``wgops graph validate`` prints)."""
-        return await asyncio.to_thread(validate, graph, inputs)
+        return await asyncio.to_thread(validate, graph, inputs,
+                                       self.settings.max_document_bytes)
 
     async def submit(self, graph: GraphSource, *, inputs: Mapping[str, Any] | None = None,
                      priority: int | None = None, scheduler: str | None = None) -> Doc:
@@ -220,7 +221,8 @@ class AsyncClient:
             raise InvalidDocument(f"priority must be an integer from 0 to 9, not {priority!r}")
         if scheduler is not None and (not isinstance(scheduler, str) or not scheduler):
             raise ValueError(f"scheduler must be a scheduler's id, not {scheduler!r}")
-        doc = await asyncio.to_thread(normalised, graph, inputs)
+        doc = await asyncio.to_thread(normalised, graph, inputs,
+                                      self.settings.max_document_bytes)
         await self._schema()
         broker = await self._broker()
         with self._errors(broker=True):
@@ -307,7 +309,7 @@ class AsyncClient:
     async def set_pool(self, name: str, max_running: int | None) -> Doc:
         """Cap how many tasks of pool ``name`` run at once (None: unlimited); it takes
         effect at once. Returns ``{"name", "max_running"}``."""
-        if not isinstance(name, str) or not POOL_RE.match(name):
+        if not isinstance(name, str) or not POOL_RE.fullmatch(name):
             raise ValueError(f"bad pool name {name!r}")
         pool = await self._act("set_pool", name, max_running)
         return {"name": pool.name, "max_running": pool.max_running}

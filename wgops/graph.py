@@ -27,8 +27,9 @@ from pathlib import Path
 from typing import Any, TypeAlias
 
 from wgops.references import Inputs, Reference, TaskHandle
-from wgops.store.document import NAME_RE, load_document, normalise, read_file
+from wgops.store.document import NAME_RE, Reading, load_document, normalise
 from wgops.store.errors import InvalidDocument
+from wgops.store.parsing import DEFAULT_MAX_BYTES
 from wgops.store.targets import TARGET_RE, is_target
 
 #: What ``Client.submit`` and ``Graph.graph`` take: a Graph, a path of a YAML or JSON
@@ -180,7 +181,7 @@ class Graph:
 
     def _add(self, name: str, kind: str, spec: Any, args: Mapping[str, Any] | None,
              **options: Any) -> TaskHandle:
-        if not isinstance(name, str) or not NAME_RE.match(name) or name == "inputs":
+        if not isinstance(name, str) or not NAME_RE.fullmatch(name) or name == "inputs":
             raise InvalidDocument(f"{self.name}: bad task name {name!r} (letters, digits, '_' "
                                   "and '-', not starting with a digit; 'inputs' is reserved)")
         if name in self._tasks:
@@ -256,11 +257,11 @@ class Graph:
         self._normalise(doc)
         return doc
 
-    def _normalise(self, doc: dict[str, Any], inputs: Mapping[str, Any] | None = None) \
-            -> dict[str, Any]:
+    def _normalise(self, doc: dict[str, Any], inputs: Mapping[str, Any] | None = None,
+                   max_bytes: int = DEFAULT_MAX_BYTES) -> dict[str, Any]:
         chain = (Path(self._source).resolve(),) if self._source else ()
         return normalise(copy.deepcopy(doc), self._source or self.name, self.base,
-                         _overrides(inputs), chain=chain)
+                         _overrides(inputs), chain=chain, reading=Reading(max_bytes))
 
     def _raw(self, base: Path, chain: tuple[Graph, ...]) -> dict[str, Any]:
         """The document, nested Graphs inlined; paths relative to ``base``."""
@@ -282,20 +283,23 @@ class Graph:
         return {"name": self.name, **head, "tasks": tasks, **outputs}
 
     @classmethod
-    def from_document(cls, source: Mapping[str, Any] | str | os.PathLike[str]) -> Graph:
+    def from_document(cls, source: Mapping[str, Any] | str | os.PathLike[str], *,
+                      max_bytes: int = DEFAULT_MAX_BYTES) -> Graph:
         """The Graph of a document: a dict, or the path of a YAML or JSON file (nested graphs
-        by path are then read relative to it). Validated first (``InvalidDocument``);
+        by path are then read relative to it; ``max_bytes`` bounds what is read, as the
+        ``max_document_bytes`` setting does). Validated first (``InvalidDocument``);
         ``document()`` gives the same dict back."""
+        reading = Reading(max_bytes)
         if isinstance(source, Mapping):
             doc, path = dict(source), None
         elif isinstance(source, (str, os.PathLike)):
             path = Path(source)
-            doc = read_file(path)
+            doc = reading.file(path)
         else:
             raise InvalidDocument(f"a document is a dict or a path, not {type(source).__name__}")
         base = path.parent.resolve() if path is not None else Path.cwd()
         normalise(copy.deepcopy(doc), str(path) if path else _label(doc), base,
-                  chain=(path.resolve(),) if path else ())
+                  chain=(path.resolve(),) if path else (), reading=reading)
         graph = cls._build(doc, base)
         graph._source = str(path) if path is not None else None
         return graph
@@ -324,27 +328,31 @@ def _overrides(inputs: Mapping[str, Any] | None) -> dict[str, Any] | None:
     if not isinstance(inputs, Mapping):
         raise InvalidDocument(f"inputs must be a mapping of name to value, not {inputs!r}")
     for key in inputs:
-        if not isinstance(key, str) or not NAME_RE.match(key):
+        if not isinstance(key, str) or not NAME_RE.fullmatch(key):
             raise InvalidDocument(f"inputs: bad input name {key!r}")
     return _plain(inputs, "inputs")
 
 
-def normalised(source: GraphSource, inputs: Mapping[str, Any] | None = None) -> dict[str, Any]:
+def normalised(source: GraphSource, inputs: Mapping[str, Any] | None = None,
+               max_bytes: int = DEFAULT_MAX_BYTES) -> dict[str, Any]:
     """The validated, normal form of a graph from any source (what the store keeps), with
-    ``inputs`` overriding the defaults (as ``--set`` does)."""
+    ``inputs`` overriding the defaults (as ``--set`` does); files read are bounded by
+    ``max_bytes`` (the ``max_document_bytes`` setting)."""
     if isinstance(source, Graph):
-        return source._normalise(source._raw(source.base, ()), inputs)
+        return source._normalise(source._raw(source.base, ()), inputs, max_bytes)
     if isinstance(source, Mapping):
         doc = _plain(source, "document")
-        return normalise(doc, _label(doc), Path.cwd(), _overrides(inputs))
+        return normalise(doc, _label(doc), Path.cwd(), _overrides(inputs),
+                         reading=Reading(max_bytes))
     if isinstance(source, (str, os.PathLike)):
-        return load_document(Path(source), _overrides(inputs))
+        return load_document(Path(source), _overrides(inputs), max_bytes)
     raise InvalidDocument("a graph is a wgops.Graph, the path of a document or a document "
                           f"dict, not {type(source).__name__}")
 
 
-def validate(source: GraphSource, inputs: Mapping[str, Any] | None = None) -> dict[str, Any]:
+def validate(source: GraphSource, inputs: Mapping[str, Any] | None = None,
+             max_bytes: int = DEFAULT_MAX_BYTES) -> dict[str, Any]:
     """Check a graph without storing it: ``{"name", "valid": True, "tasks": N}`` (the
     document of ``wgops graph validate --json``), or ``InvalidDocument``."""
-    doc = normalised(source, inputs)
+    doc = normalised(source, inputs, max_bytes)
     return {"name": doc["name"], "valid": True, "tasks": len(doc["tasks"])}

@@ -12,10 +12,8 @@ from __future__ import annotations
 
 from typing import NoReturn, Protocol
 
-from wgops.store.document import NAME_RE
+from wgops.store.document import NAME_RE, SEGMENT_RE
 from wgops.store.errors import InvalidDocument
-
-_FORBIDDEN = set(".${}")
 
 
 class Graph(Protocol):
@@ -42,9 +40,9 @@ class Reference:
                                       "from 0 (no negative indices)")
             part = str(key)
         elif isinstance(key, str):
-            if not key or _FORBIDDEN & set(key):
-                raise InvalidDocument(f"{self}[{key!r}]: a key in a reference is a non-empty "
-                                      "string without '.', '$', '{' or '}'")
+            if not SEGMENT_RE.fullmatch(key):
+                raise InvalidDocument(f"{self}[{key!r}]: a key in a reference is ASCII "
+                                      "letters, digits, '_' and '-'")
             part = key
         else:
             raise TypeError(f"{self}: a reference's key is a string or an index, not "
@@ -89,7 +87,7 @@ class Inputs:
         self._graph = graph
 
     def __getitem__(self, name: str) -> Reference:
-        if not isinstance(name, str) or not NAME_RE.match(name):
+        if not isinstance(name, str) or not NAME_RE.fullmatch(name):
             raise InvalidDocument(f"bad input name {name!r}")
         return Reference("inputs", (name,), self._graph)
 

@@ -13,6 +13,7 @@ import sys
 import click
 
 from wgops.console.cli.base import cli
+from wgops.console.cli.output import one_line
 
 
 def main() -> None:
@@ -23,10 +24,10 @@ def main() -> None:
         code = cli.main(prog_name="wgops", standalone_mode=False)
     except click.UsageError as exc:
         hint = f" (see '{exc.ctx.command_path} --help')" if exc.ctx else ""
-        click.echo(f"wgops: error: {exc.format_message()}{hint}", err=True)
+        click.echo(f"wgops: error: {one_line(exc.format_message())}{hint}", err=True)
         code = exc.exit_code
     except click.ClickException as exc:
-        click.echo(f"wgops: error: {exc.format_message()}", err=True)
+        click.echo(f"wgops: error: {one_line(exc.format_message())}", err=True)
         code = exc.exit_code
     except click.Abort:
         click.echo("wgops: error: aborted", err=True)

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
+from wgops.console.cli.output import one_line
 from wgops.store.config import Settings
 from wgops.store.db import Store, open_store
 from wgops.store.errors import WgopsError
@@ -67,7 +68,7 @@ class AppContext:
 
 
 def fail(message: str, code: int = 2) -> "click.exceptions.Exit":
-    click.echo(f"wgops: error: {message}", err=True)
+    click.echo(f"wgops: error: {one_line(message)}", err=True)
     return click.exceptions.Exit(code)
 
 

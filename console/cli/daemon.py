@@ -76,7 +76,7 @@ def start(app: AppContext, schedulers: int, workers: int, slots: int, pools: tup
     from wgops.store.document import POOL_RE
 
     for name in pools:
-        if not POOL_RE.match(name):
+        if not POOL_RE.fullmatch(name):
             raise click.BadParameter(f"bad pool name {name!r}", param_hint="--pool")
     sup = _supervisor(app)
     plan = Plan(schedulers, workers, slots, tuple(dict.fromkeys(pools)) or ("default",),

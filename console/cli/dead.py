@@ -28,13 +28,16 @@ def dead() -> None:
               help="Newest N rows.")
 @click.pass_obj
 def dead_list(app: AppContext, as_json: bool, limit: int) -> None:
-    """Newest dead letters first: time, queue, reason, daemon and a short body."""
-    from wgops.store.models import DeadLetter
+    """Newest dead letters first: time, queue, reason, daemon and a short body. Past
+    max_dead_letters the oldest are dropped; how many is said on stderr."""
+    from wgops.store import deadletters
 
     app.store()
-    rows = [{"id": r.id, "ts": r.ts, "queue": r.queue, "reason": r.reason, "daemon": r.daemon,
-             "body": r.body[:2000]}
-            for r in DeadLetter.select().order_by(DeadLetter.id.desc()).limit(limit)]
+    rows = deadletters.newest(limit)
+    dropped = deadletters.dropped()
+    if dropped:
+        click.echo(f"{dropped} older dead letters were dropped (max_dead_letters "
+                   f"{app.settings.max_dead_letters})", err=True)
     if as_json:
         echo_json(rows)
         return

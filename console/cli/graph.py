@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 
 from wgops.console.cli.base import AppContext, cli
-from wgops.console.cli.output import age, duration, echo_json, short, table
+from wgops.console.cli.output import age, duration, echo_json, printable, short, table
 from wgops.store.document import parse_overrides
 from wgops.store.models import GRAPH_STATES
 
@@ -24,11 +24,12 @@ def graph() -> None:
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--set", "overrides", multiple=True, metavar="K=V", help="Override an input.")
 @click.option("--json", "as_json", is_flag=True)
-def validate(file: Path, overrides: tuple[str, ...], as_json: bool) -> None:
+@click.pass_obj
+def validate(app: AppContext, file: Path, overrides: tuple[str, ...], as_json: bool) -> None:
     """Check a graph document without storing it."""
     from wgops.graph import validate as check
 
-    result = check(file, parse_overrides(overrides))
+    result = check(file, parse_overrides(overrides), app.settings.max_document_bytes)
     if as_json:
         echo_json(result)
     else:
@@ -105,7 +106,7 @@ def show(app: AppContext, graph_id: int, as_json: bool) -> None:
     if as_json:
         echo_json(data)
         return
-    click.echo(f"graph {data['id']}  {data['name']}  {data['state']}  priority "
+    click.echo(f"graph {data['id']}  {printable(data['name'])}  {data['state']}  priority "
                f"{data['priority']}  scheduler {data['scheduler'] or '-'}"
                + (f"  parent {data['parent']}" if data["parent"] else ""))
     rows = []

@@ -36,7 +36,7 @@ def pool_set(app: AppContext, name: str, max_running: str) -> None:
     """Set a pool's cap; it takes effect at once."""
     from wgops.store.document import POOL_RE
 
-    if not POOL_RE.match(name):
+    if not POOL_RE.fullmatch(name):
         raise click.BadParameter(f"bad pool name {name!r}", param_hint="NAME")
     if max_running.lower() in ("unlimited", "none", "-"):
         cap = None

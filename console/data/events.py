@@ -25,7 +25,9 @@ from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractRobus
 
 from wgops.console.data.model import Connection, EventBatch, EventRow
 from wgops.daemon.protocol import Names
+from wgops.daemon.signing import Signer
 from wgops.store.config import Settings, mask_url
+from wgops.store.errors import ProtocolError
 
 logger = logging.getLogger(__name__)
 
@@ -141,6 +143,7 @@ class BrokerLink:
         self.state = Connection(False, mask_url(settings.broker_url), "connecting")
         self.generation = 0            # bumped on every (re)connection: the UI catches up
         self.queue_name = f"{self.names.ns}.console.{socket.gethostname()}.{os.getpid()}"
+        self.signer = Signer(settings.message_key)
 
     async def run(self, max_delay: float = 10.0) -> None:
         """Connect and subscribe (retrying with back-off), then follow until cancelled."""
@@ -188,6 +191,10 @@ class BrokerLink:
         self.state = Connection(True, self.state.url, "")
 
     async def _on_message(self, message: AbstractIncomingMessage) -> None:
+        try:
+            self.signer.verify(message.body, message.headers)
+        except ProtocolError:
+            return                            # not from this installation's daemons
         event = parse_event(message.body)
         if event is not None:
             self.buffer.add(event)

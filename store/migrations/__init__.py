@@ -30,10 +30,16 @@ def current_version(store: Store) -> int:
 
 
 def migrate(store: Store) -> list[int]:
-    """Apply pending migrations; return the numbers applied."""
+    """Apply pending migrations; return the numbers applied.
+
+    Serialised across processes and hosts: on PostgreSQL by an advisory lock held for the
+    transaction, on SQLite by an exclusive transaction; whoever comes second finds the
+    schema done. A schema already current costs one read and no lock."""
     applied = []
     store.connect()
-    with store.write():
+    if current_version(store) >= latest():
+        return applied
+    with store.migration():
         SchemaVersion.create_table(safe=True)
         have = current_version(store)
         for number, name in available():
