@@ -1,5 +1,6 @@
 """The Python twin of ``shell_job.yaml``: shell tasks whose commands take other tasks' results
-through f-strings (shell-quoted when they run; workers run them only with WGOPS_SHELL=on)."""
+through f-strings (each value reaches the shell as an environment variable, never as command
+text; workers run shell tasks only with WGOPS_SHELL=on)."""
 
 from __future__ import annotations
 

@@ -144,9 +144,9 @@ class Graph:
               after: After = None, retries: int | None = None,
               retry_delay: float | None = None, timeout: float | None = None,
               pool: str | None = None) -> TaskHandle:
-        """Add a shell task. References in ``command`` (f-strings of handles) are replaced by
-        shell-quoted text when it runs; its result is ``{stdout, stderr, returncode}``.
-        Options as for :meth:`task`."""
+        """Add a shell task. References in ``command`` (f-strings of handles) reach it as
+        environment variables, never as command text; its result is ``{stdout, stderr,
+        returncode}``. Options as for :meth:`task`."""
         if isinstance(command, Reference):
             command = str(command)
         return self._add(name, "shell", command, args, after=after, retries=retries,

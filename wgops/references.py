@@ -2,9 +2,10 @@
 
 ``g.inputs["n"]`` is ``${inputs.n}``; the handle a task returns is ``${a}`` (its whole
 result); ``a["key"]`` is ``${a.key}`` and ``a["xs"][0]`` is ``${a.xs.0}``. ``str()`` and
-f-strings give the ``${...}`` text (substituted as text, shell-quoted in shell commands); a
-reference used as a whole argument value becomes exactly ``"${...}"``, which the scheduler
-replaces by the value itself, its type preserved. The run-time names of mapped tasks
+f-strings give the ``${...}`` text (the value as text when it runs; in a shell command the
+value of an environment variable, never command text); a reference used as a whole argument
+value becomes exactly ``"${...}"``, which the scheduler replaces by the value itself, its type
+preserved. The run-time names of mapped tasks
 (``${item}``, ``${index}``) will be references of the same kind.
 """
 
