@@ -202,6 +202,8 @@ def test_bad_building_is_refused_at_once() -> None:
         g.task("b", tasks.add, {"a": theirs["x"]})
     with pytest.raises(wgops.InvalidDocument, match="belongs to graph 'other'"):
         g.task("b", tasks.noop, after=[theirs])
+    with pytest.raises(wgops.InvalidDocument, match="outputs: .* belongs to graph 'other'"):
+        g.outputs(x=other.inputs["y"])
     with pytest.raises(wgops.InvalidDocument, match="a set is not a JSON value"):
         g.task("b", tasks.noop, {"x": {1, 2}})
     with pytest.raises(wgops.InvalidDocument, match="bad input name"):

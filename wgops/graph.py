@@ -175,6 +175,7 @@ class Graph:
         """Set graph outputs (added to those set before): ``g.outputs(total=d["sum"])``."""
         current = self._head.get("outputs")
         outputs = dict(current) if isinstance(current, dict) else {}
+        self._check_owner(values, "outputs")
         outputs.update(_plain(values, "outputs"))
         self._head["outputs"] = outputs
         return self
@@ -190,7 +191,7 @@ class Graph:
         if args is not None:
             if not isinstance(args, Mapping):
                 raise InvalidDocument(f"{self.name}: task {name!r}: args must be a mapping")
-            self._check_owner(args, name)
+            self._check_owner(args, f"task {name!r}")
             entry["args"] = _plain(args, f"task {name!r}: args")
         for keyword, key in OPTIONS.items():
             value = options.get(keyword)
@@ -206,7 +207,7 @@ class Graph:
         names = []
         for item in items:
             if isinstance(item, TaskHandle):
-                self._check_owner(item, task)
+                self._check_owner(item, f"task {task!r}")
                 names.append(item.name)
             elif isinstance(item, str):
                 names.append(item)
@@ -215,18 +216,18 @@ class Graph:
                                       f"or names, not {item!r}")
         return names
 
-    def _check_owner(self, value: Any, task: str) -> None:
+    def _check_owner(self, value: Any, where: str) -> None:
         """Refuse a reference to another graph's task or input (it would name the wrong one)."""
         if isinstance(value, Reference):
             if value.graph is not None and value.graph is not self:
-                raise InvalidDocument(f"{self.name}: task {task!r}: {value} belongs to graph "
+                raise InvalidDocument(f"{self.name}: {where}: {value} belongs to graph "
                                       f"{value.graph.name!r}")
         elif isinstance(value, Mapping):
             for item in value.values():
-                self._check_owner(item, task)
+                self._check_owner(item, where)
         elif isinstance(value, (list, tuple)):
             for item in value:
-                self._check_owner(item, task)
+                self._check_owner(item, where)
 
     # -- reading ------------------------------------------------------------------------------
 
