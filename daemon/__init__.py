@@ -12,7 +12,8 @@
   processes), :mod:`.results` (a task's outcome), :mod:`.allow` (the allow-list),
   :mod:`.notify` (completions to schedulers)
 * one daemon in the foreground: :mod:`.runner`
-* operating: :mod:`.control` (actions with their wake-ups), :mod:`.submit`, :mod:`.doctor`
+* operating (under the API client, :mod:`wgops.aclient`): :mod:`.control` (actions with
+  their wake-ups), :mod:`.submit` (store, launch, follow), :mod:`.doctor`
 * supervision: :mod:`.circus_config` (the generated configuration, pure),
   :mod:`.supervisor` (the circus client), :mod:`.flapping` (the crash-loop plugin),
   :mod:`.managed_broker`, :mod:`.status`, :mod:`.probes`, :mod:`.logfiles`,

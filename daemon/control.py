@@ -1,7 +1,8 @@
 """Operator actions end to end: the database change (``store.control``), then the wake-ups.
 
-Used by the CLI and the console alike. The database change is the action; the messages only
-tell the daemons sooner (a daemon that misses one finds the change when it reconciles).
+Used by the API client (:mod:`wgops.aclient`), and through it by the CLI and the console.
+The database change is the action; the messages only tell the daemons sooner (a daemon that
+misses one finds the change when it reconciles).
 """
 
 from __future__ import annotations
@@ -11,7 +12,8 @@ from collections.abc import Callable
 from typing import Any
 
 from wgops.daemon.broker import Broker, event
-from wgops.daemon.protocol import Control, LaunchGraph
+from wgops.daemon.protocol import Control
+from wgops.daemon.submit import launch
 from wgops.store import control as db_control
 from wgops.store.config import Settings
 from wgops.store.db import Store, in_thread
@@ -44,9 +46,7 @@ class Controller:
                                   mandatory=False)
 
     async def launch(self, graph: Graph) -> None:
-        await self.broker.ensure(self.names.graphs)
-        await self.broker.publish(self.names.graphs, LaunchGraph(graph=graph.id),
-                                  priority=graph.priority)
+        await launch(self.broker, graph.id, graph.priority)
 
     async def _announce(self, graph: Graph, action: str) -> None:
         await self.broker.emit(event(f"graph.{graph.state}", graph=graph.id, name=graph.name,

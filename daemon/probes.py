@@ -16,7 +16,7 @@ import peewee
 
 from wgops.daemon.eventloop import run_coroutine
 from wgops.store.config import Settings, mask_url
-from wgops.store.db import Store, database, first_line
+from wgops.store.db import Store, first_line
 from wgops.store.errors import Unreachable
 from wgops.store.liveness import HOST, accepts_work
 from wgops.store.migrations import migrate
@@ -25,31 +25,30 @@ from wgops.store.models import Scheduler, Worker
 
 @contextlib.contextmanager
 def db_session(settings: Settings) -> Iterator[None]:
-    """A connection to the installation's database for the current thread.
+    """A connection to the installation's database for the current thread, inside the block.
 
-    Reuses the process's database when one is already set up (the console, a command that
-    opened the store), so the global proxy is never switched under another thread; otherwise
-    opens the store. An SQLite file that does not exist is not created."""
+    The thread is bound to the installation's store for the block only (other threads and
+    other stores of the process are left alone); a connection the thread already had open is
+    reused and left open. An SQLite file that does not exist is not created."""
     parts = urlsplit(settings.db_url)
     if parts.scheme == "sqlite":
         path = unquote(parts.path)
         path = path[1:] if path.startswith("//") else path
         if not Path(path).exists():
             raise Unreachable(f"no database at {path} (run wgops init)")
-    db = database.obj
-    if db is None:
-        db = Store(settings.db_url).db
-    was_closed = db.is_closed()
-    try:
-        db.connect(reuse_if_open=True)
-    except peewee.OperationalError as exc:
-        raise Unreachable(f"database {mask_url(settings.db_url)} unreachable: "
-                          f"{first_line(exc)}") from None
-    try:
-        yield
-    finally:
-        if was_closed and not db.is_closed():
-            db.close()
+    store = Store.of(settings.db_url)
+    with store.bound():
+        was_closed = store.db.is_closed()
+        try:
+            store.db.connect(reuse_if_open=True)
+        except peewee.OperationalError as exc:
+            raise Unreachable(f"database {mask_url(settings.db_url)} unreachable: "
+                              f"{first_line(exc)}") from None
+        try:
+            yield
+        finally:
+            if was_closed and not store.db.is_closed():
+                store.db.close()
 
 
 def check_database(settings: Settings) -> None:

@@ -149,21 +149,25 @@ class SchedulerDaemon(Watchdog, Dispatcher, GraphLife):
             await message.nack(requeue=True)
             return
         try:
-            now = self.clock()
             assert isinstance(msg, LaunchGraph)
-            rows = await self.db.write(loading.claim_and_load, msg.graph, self.id, now)
-            if rows is not None:
-                await self._install(rows, now)
+            await self._claim(msg.graph)
         except Exception:  # noqa: BLE001 - loop boundary: the graph stays unclaimed
             logger.exception("claiming graph from launch message")
             await message.nack(requeue=True)
             return
         await message.ack()
 
+    async def _claim(self, graph_id: int) -> None:
+        """Take an unowned graph (compare-and-set) and start driving it."""
+        now = self.clock()
+        rows = await self.db.write(loading.claim_and_load, graph_id, self.id, now)
+        if rows is not None:
+            await self._install(rows, now)
+
     async def _on_inbox(self, message: AbstractIncomingMessage) -> None:
         queue = self.names.scheduler(self.id)
         try:
-            msg = self.broker.decode(message, (TaskDone, TasksDone, Control, Event))
+            msg = self.broker.decode(message, (TaskDone, TasksDone, Control, Event, LaunchGraph))
             if isinstance(msg, Control):
                 check_control(msg, SCHEDULER_OPS)
         except ProtocolError as exc:
@@ -177,6 +181,10 @@ class SchedulerDaemon(Watchdog, Dispatcher, GraphLife):
                 await self._on_ends(list(msg.done))   # type: ignore[attr-defined]
             elif isinstance(msg, Control):
                 await self._on_control(msg, message)
+            elif isinstance(msg, LaunchGraph) and self.stopping:
+                await self.broker.publish(self.names.graphs, msg)   # to the others
+            elif isinstance(msg, LaunchGraph):     # submitted to this scheduler by name
+                await self._claim(msg.graph)       # (if this fails: the orphan sweep)
             elif isinstance(msg, Event) and msg.topic == "pool.changed":
                 await self._refresh_pools(self.clock())
                 self.queue.uncap()

@@ -1,96 +1,118 @@
-"""Submitting a graph (store, then publish the launch) and following it on ``{ns}.events``."""
+"""Submitting a graph: store it, then publish its launch - to ``{ns}.graphs``, where exactly one
+scheduler claims it, or to one named scheduler's inbox - and following graphs on
+``{ns}.events``.
+
+The API client (:mod:`wgops.aclient`) is the one caller that submits; it owns the
+connections. Nothing stays stored when the launch cannot be published.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import json
 import time
+from collections.abc import Iterator
 from typing import Any
 
 from wgops.daemon.broker import Broker
 from wgops.daemon.protocol import LaunchGraph
 from wgops.store.config import Settings
-from wgops.store.db import Store, in_thread, open_store
-from wgops.store.errors import Unreachable
+from wgops.store.db import Store, in_thread
+from wgops.store.errors import Conflict, Unreachable
 from wgops.store.graphs import create_graph
-from wgops.store.migrations import migrate
-from wgops.store.models import GRAPH_TERMINAL, Graph, loads
+from wgops.store.liveness import accepting_scheduler
+from wgops.store.models import GRAPH_TERMINAL, Graph
+
+
+async def launch(broker: Broker, graph_id: int, priority: int,
+                 scheduler: str | None = None) -> None:
+    """Publish a graph's launch message: on the graphs queue, or into ``scheduler``'s inbox
+    (that scheduler claims it with the same compare-and-set; if it dies first, another
+    scheduler's orphan sweep launches the graph again)."""
+    if scheduler is None:
+        await broker.ensure(broker.names.graphs)
+        queue = broker.names.graphs
+    else:
+        queue = broker.names.scheduler(scheduler)
+    await broker.publish(queue, LaunchGraph(graph=graph_id), priority=priority)
+
+
+async def check_scheduler(settings: Settings, store: Store, broker: Broker, sid: str) -> None:
+    """Refuse a scheduler that may not be handed a graph: ``NotFound`` when there is none by
+    that id, ``Conflict`` when it is dead or stopping (the one liveness rule) or its inbox
+    is gone from the broker."""
+    await in_thread(store, accepting_scheduler, sid, time.time(), settings.stale_after)
+    if await broker.depth(broker.names.scheduler(sid)) is None:
+        raise Conflict(f"scheduler {sid} has no inbox on the broker (is it running?)")
+
+
+async def submit(settings: Settings, store: Store, broker: Broker, doc: dict[str, Any],
+                 priority: int | None = None, scheduler: str | None = None) -> Graph:
+    """Store a normalised document and publish its launch; return the graph's row.
+
+    ``scheduler``: hand it to that live scheduler instead of the graphs queue (checked
+    before anything is stored)."""
+    if scheduler is not None:
+        await check_scheduler(settings, store, broker, scheduler)
+    graph = await in_thread(store, functools.partial(create_graph, doc, priority=priority),
+                            write=True)
+    try:
+        await launch(broker, graph.id, graph.priority, scheduler)
+    except Exception as exc:
+        await in_thread(store, _delete_graph, graph.id, write=True)
+        raise Unreachable(f"broker refused the launch message; graph not submitted ({exc})") \
+            from None
+    return graph
+
+
+def _delete_graph(graph_id: int) -> None:
+    Graph.delete().where(Graph.id == graph_id).execute()
 
 
 class GraphFollower:
-    """Follows graph transitions on ``{ns}.events`` through an exclusive auto-delete queue."""
+    """Follows graph transitions on ``{ns}.events`` through an exclusive, auto-deleted queue
+    of its own: :meth:`watch` gives an ``asyncio.Event`` set when the graph's state is
+    announced terminal (the database stays the truth: re-read it when the event is set)."""
 
     def __init__(self, broker: Broker):
         self.broker = broker
-        self.states: dict[int, str] = {}
-        self.changed = asyncio.Event()
+        self._watchers: dict[int, set[asyncio.Event]] = {}
+        self._channel: Any = None
 
     async def start(self) -> "GraphFollower":
-        channel = await self.broker.new_channel(prefetch=100)
-        queue = await channel.declare_queue("", exclusive=True, auto_delete=True,
-                                            arguments={"x-max-length": 10_000})
-        assert self.broker.events is not None
+        self._channel = await self.broker.new_channel(prefetch=100)
+        queue = await self._channel.declare_queue("", exclusive=True, auto_delete=True,
+                                                  arguments={"x-max-length": 10_000})
         await queue.bind(self.broker.names.events, routing_key="graph.*")
         await queue.consume(self._on_message, no_ack=True)
         return self
+
+    async def close(self) -> None:
+        if self._channel is not None and not self._channel.is_closed:
+            await self._channel.close()
+        self._channel = None
+
+    @contextlib.contextmanager
+    def watch(self, graph_id: int) -> Iterator[asyncio.Event]:
+        event = asyncio.Event()
+        self._watchers.setdefault(graph_id, set()).add(event)
+        try:
+            yield event
+        finally:
+            watchers = self._watchers.get(graph_id)
+            if watchers is not None:
+                watchers.discard(event)
+                if not watchers:
+                    del self._watchers[graph_id]
 
     async def _on_message(self, message: Any) -> None:
         try:
             data = json.loads(message.body)
             gid, state = data.get("graph"), data.get("state")
-        except ValueError:
+        except (ValueError, AttributeError):
             return
-        if isinstance(gid, int) and isinstance(state, str):
-            self.states[gid] = state
-            self.changed.set()
-
-    async def wait(self, graph_id: int, store: Store, timeout: float | None) -> str:
-        """Wait until the graph is terminal (events, with a slow database check as backstop)."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
-            state = await in_thread(store, lambda: Graph.get_by_id(graph_id).state)
-            if state in GRAPH_TERMINAL:
-                return state
-            while self.states.get(graph_id) not in GRAPH_TERMINAL:
-                left = 2.0 if deadline is None else min(2.0, deadline - time.monotonic())
-                if left <= 0:
-                    return state
-                self.changed.clear()
-                try:
-                    await asyncio.wait_for(self.changed.wait(), left)
-                except TimeoutError:
-                    break
-
-
-async def submit_graph(settings: Settings, doc: dict[str, Any], priority: int | None = None,
-                       wait: bool = False, timeout: float | None = None) -> dict[str, Any]:
-    """Store ``doc`` and publish its launch; return ``{"id", "name", "state"}`` (+ outputs)."""
-    store = open_store(settings.db_url)
-    await in_thread(store, migrate, store)
-    broker = await Broker(settings, "wgops-submit").connect()
-    try:
-        follower = await GraphFollower(broker).start() if wait else None
-
-        def insert() -> Graph:
-            with store.write():
-                return create_graph(doc, priority=priority)
-
-        graph = await in_thread(store, insert)
-        try:
-            await broker.ensure(broker.names.graphs)
-            await broker.publish(broker.names.graphs, LaunchGraph(graph=graph.id),
-                                 priority=graph.priority)
-        except Exception as exc:
-            await in_thread(store, lambda: Graph.delete().where(Graph.id == graph.id).execute())
-            raise Unreachable(f"broker refused the launch message; graph not submitted ({exc})") \
-                from None
-        result: dict[str, Any] = {"id": graph.id, "name": graph.name, "state": graph.state}
-        if follower is not None:
-            result["state"] = await follower.wait(graph.id, store, timeout)
-            final = await in_thread(store, Graph.get_by_id, graph.id)
-            result["outputs"] = loads(final.outputs)
-            if final.error:
-                result["error"] = loads(final.error)
-        return result
-    finally:
-        await broker.close()
+        if isinstance(gid, int) and state in GRAPH_TERMINAL:
+            for event in self._watchers.get(gid, ()):
+                event.set()

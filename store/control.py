@@ -12,17 +12,16 @@ import time
 from typing import Any
 
 from wgops.store.db import Store
-from wgops.store.errors import Conflict, NotFound
+from wgops.store.errors import Conflict
 from wgops.store.eventlog import log_event
 from wgops.store.graphs import get_graph, tree_ids
-from wgops.store.liveness import is_alive
+from wgops.store.liveness import accepting_scheduler
 from wgops.store.models import (
     GRAPH_ACTIVE,
     GRAPH_TERMINAL,
     TASK_ACTIVE,
     Graph,
     Pool,
-    Scheduler,
     Task,
 )
 
@@ -107,12 +106,7 @@ def reassign(store: Store, graph_id: int, to: str, stale_after: float,
         if graph.state not in GRAPH_ACTIVE:
             raise Conflict(f"graph {graph_id} is {graph.state}; only a live graph can be "
                            "reassigned")
-        target = Scheduler.get_or_none(Scheduler.id == to)
-        if target is None:
-            raise NotFound(f"no scheduler {to!r} (see wgops daemon status)")
-        if target.state != "running" or not is_alive(target.state, target.heartbeat,
-                                                     time.time(), stale_after):
-            raise Conflict(f"scheduler {to} is not alive")
+        accepting_scheduler(to, time.time(), stale_after)
         old = graph.scheduler
         if old == to:
             raise Conflict(f"graph {graph_id} already belongs to {to}")

@@ -1,4 +1,11 @@
-"""One database proxy, selected by URL; SQLite pragmas and dialect capabilities in one place.
+"""The database chosen by URL, behind one proxy whose target is per thread; SQLite pragmas and
+dialect capabilities in one place.
+
+The models carry one proxy, :data:`database`. Which database it stands for is decided per
+thread: a thread works on the :class:`Store` it connected (``Store.connect``, or for a block
+``Store.bound``), so one process can hold several installations (two API clients, a test
+and its fixtures) without any thread's queries reaching another's database. A thread that
+never connected one falls back to the process's default, the Store constructed last.
 
 The CLI uses the database synchronously. Daemons are asyncio programs: they go through
 :class:`AsyncStore`, which runs store functions on one dedicated thread and commits the writes
@@ -18,7 +25,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 import peewee
@@ -29,7 +36,38 @@ from wgops.store.errors import ConfigError, Unreachable
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
-database = peewee.DatabaseProxy()
+
+class ThreadBoundProxy(peewee.DatabaseProxy):
+    """peewee's database proxy, pointing at the database bound to the calling thread, else at
+    the process's default (what ``initialize`` sets)."""
+
+    __slots__ = ("_local", "_default")
+
+    def __init__(self) -> None:
+        object.__setattr__(self, "_local", threading.local())
+        object.__setattr__(self, "_default", None)
+        super().__init__()
+
+    @property  # type: ignore[override]
+    def obj(self) -> peewee.Database | None:
+        bound = self._local.__dict__.get("db")
+        return self._default if bound is None else bound
+
+    @obj.setter
+    def obj(self, value: peewee.Database | None) -> None:
+        object.__setattr__(self, "_default", value)
+
+    def __setattr__(self, attr: str, value: Any) -> None:
+        object.__setattr__(self, attr, value)      # slots only: anything else still fails
+
+    def bind(self, db: peewee.Database | None) -> peewee.Database | None:
+        """Point the calling thread at ``db`` (None: the default); return what it was."""
+        previous = self._local.__dict__.get("db")
+        self._local.db = db
+        return previous
+
+
+database = ThreadBoundProxy()
 
 
 class BaseModel(peewee.Model):
@@ -98,38 +136,65 @@ def make_database(url: str) -> tuple[peewee.Database, Capabilities]:
     raise ConfigError(f"unsupported database URL {mask_url(url)!r}")
 
 
-class Store:
-    """The installation's database: the proxy initialised, with its capabilities.
+_CAPS: dict[int, Capabilities] = {}      # id(db) -> its capabilities, for every Store
 
-    peewee's proxy is process-wide, so there is one Store per URL in a process: ``Store(url)``
-    returns the existing one (shared by every thread; each thread has its own connection).
+
+class Store:
+    """An installation's database: the peewee database for its URL, with its capabilities.
+
+    There is one Store per URL in a process, shared by every thread (each thread has its own
+    connection). :meth:`of` returns it and changes nothing else; ``Store(url)`` returns it
+    too and also makes it the process's default and the calling thread's database (what
+    code that never binds a thread relies on). Code that holds several stores binds its
+    threads: :meth:`connect` binds the calling thread for good, :meth:`bound` for a block.
     """
 
-    _instances: dict[str, "Store"] = {}
+    _instances: ClassVar[dict[str, "Store"]] = {}
+    _lock: ClassVar[threading.Lock] = threading.Lock()
+    url: str
+    db: peewee.Database
+    caps: Capabilities
 
     def __new__(cls, url: str) -> "Store":
-        existing = cls._instances.get(url)
-        if existing is not None:
-            if database.obj is not existing.db:
-                database.initialize(existing.db)
-            return existing
-        return super().__new__(cls)
+        store = cls.of(url)
+        database.initialize(store.db)
+        database.bind(store.db)
+        return store
 
     def __init__(self, url: str):
-        if getattr(self, "url", None) == url:
-            return
-        self.url = url
-        self.db, self.caps = make_database(url)
-        database.initialize(self.db)
-        Store._instances[url] = self
+        """(The instance is built by :meth:`of`.)"""
+
+    @classmethod
+    def of(cls, url: str) -> "Store":
+        """The process's Store for ``url``, built on first use; binds no thread."""
+        with cls._lock:
+            store = cls._instances.get(url)
+            if store is None:
+                store = object.__new__(cls)
+                store.url = url
+                store.db, store.caps = make_database(url)
+                _CAPS[id(store.db)] = store.caps
+                cls._instances[url] = store
+        return store
 
     def connect(self) -> "Store":
+        """Bind the calling thread to this store and open its connection (if not open)."""
+        database.bind(self.db)
         try:
             self.db.connect(reuse_if_open=True)
         except peewee.OperationalError as exc:
             raise Unreachable(f"database {mask_url(self.url)} unreachable: {first_line(exc)}") \
                 from None
         return self
+
+    @contextlib.contextmanager
+    def bound(self) -> Iterator["Store"]:
+        """The calling thread works on this store inside the block (as it did before after)."""
+        previous = database.bind(self.db)
+        try:
+            yield self
+        finally:
+            database.bind(previous)
 
     def close(self) -> None:
         if not self.db.is_closed():
@@ -160,31 +225,34 @@ class Store:
 
 
 def capabilities() -> Capabilities:
-    """The capabilities of the database the proxy points at (inside store functions)."""
-    for store in Store._instances.values():
-        if store.db is database.obj:
-            return store.caps
-    raise RuntimeError("no Store for the current database")
+    """The capabilities of the database the calling thread works on (inside store functions)."""
+    db = database.obj
+    caps = None if db is None else _CAPS.get(id(db))
+    if caps is None:
+        raise RuntimeError("no Store for the current database")
+    return caps
 
 
 def open_store(url: str) -> Store:
-    """The process's Store for ``url``."""
+    """The process's Store for ``url``, made the default and the calling thread's."""
     return Store(url)
 
 
 async def in_thread(store: Store, fn: Callable[..., T], *args: Any, write: bool = False) -> T:
     """Run a synchronous store function from async code (a command, the console, the doctor):
     on a worker thread, with a connection of its own, in a write transaction if ``write``.
-    Daemons use :class:`AsyncStore` instead (one thread, group commit)."""
+    Daemons use :class:`AsyncStore` instead (one thread, group commit). The thread is bound
+    to ``store`` for the call only, so callers with different stores can share threads."""
     def call() -> T:
-        store.connect()
-        try:
-            if write:
-                with store.write():
-                    return fn(*args)
-            return fn(*args)
-        finally:
-            store.close()
+        with store.bound():
+            store.connect()
+            try:
+                if write:
+                    with store.write():
+                        return fn(*args)
+                return fn(*args)
+            finally:
+                store.close()
     return await asyncio.to_thread(call)
 
 
@@ -389,14 +457,14 @@ class Statement:
 
     def __init__(self, build: Callable[[], Any]):
         self.build = build
-        self._compiled: tuple[peewee.Database, str, list[Any]] | None = None
+        self._compiled: dict[int, tuple[peewee.Database, str, list[Any]]] = {}
 
     def _sql(self) -> tuple[peewee.Database, str, list[Any]]:
         db = database.obj
-        compiled = self._compiled
+        compiled = self._compiled.get(id(db))
         if compiled is None or compiled[0] is not db:
             sql, params = self.build().sql()
-            compiled = self._compiled = (db, sql, list(params))
+            compiled = self._compiled[id(db)] = (db, sql, list(params))
         return compiled
 
     def execute(self, **values: Any) -> Any:

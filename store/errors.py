@@ -11,8 +11,12 @@ class ConfigError(WgopsError):
     """A setting is missing, malformed or out of range."""
 
 
-class DocumentError(WgopsError):
-    """A graph document cannot be parsed or is invalid."""
+class InvalidDocument(WgopsError, ValueError):
+    """A graph document cannot be parsed or is invalid (nothing was stored); also a
+    ``ValueError``. The message is the one ``wgops graph validate`` prints."""
+
+
+DocumentError = InvalidDocument     # its former name (older code and tests use it)
 
 
 class NotFound(WgopsError):
@@ -24,9 +28,20 @@ class Conflict(WgopsError):
 
 
 class Unreachable(WgopsError):
-    """The broker or the database cannot be reached."""
+    """The broker or the database cannot be reached (the message masks passwords)."""
 
     exit_code = 3
+
+
+class WaitTimeout(WgopsError, TimeoutError):
+    """A wait for a graph ended before the graph did; also a ``TimeoutError``."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, graph_id: int, state: str):
+        super().__init__(message)
+        self.graph_id = graph_id
+        self.state = state
 
 
 class ProtocolError(WgopsError):

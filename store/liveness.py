@@ -16,6 +16,7 @@ from typing import Any
 
 import peewee
 
+from wgops.store.errors import Conflict, NotFound
 from wgops.store.eventlog import log_event
 from wgops.store.models import GRAPH_ACTIVE, Graph, Pool, Scheduler, Task, Worker, dumps, loads
 
@@ -73,6 +74,20 @@ def scheduler_alive(sid: str | None, now: float, stale_after: float) -> bool:
     row = Scheduler.select(Scheduler.state, Scheduler.heartbeat).where(
         Scheduler.id == sid).first()
     return row is not None and is_alive(row.state, row.heartbeat, now, stale_after)
+
+
+def accepting_scheduler(sid: str, now: float, stale_after: float) -> Scheduler:
+    """The row of scheduler ``sid`` if it may be given a graph (alive and not stopping), for
+    an operator's choice of scheduler (reassign, submit to one scheduler): ``NotFound`` if
+    there is no such scheduler, ``Conflict`` if it is dead or stopping."""
+    row = Scheduler.get_or_none(Scheduler.id == sid)
+    if row is None:
+        raise NotFound(f"no scheduler {sid!r} (see wgops daemon status)")
+    if not is_alive(row.state, row.heartbeat, now, stale_after):
+        raise Conflict(f"scheduler {sid} is not alive")
+    if row.state != "running":
+        raise Conflict(f"scheduler {sid} is {row.state} and takes no new graphs")
+    return row
 
 
 def worker_alive(wid: str | None, now: float, stale_after: float) -> bool:

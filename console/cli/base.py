@@ -13,7 +13,7 @@ import logging
 import sys
 import warnings
 from collections.abc import Coroutine
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
@@ -23,17 +23,23 @@ from wgops.store.db import Store, open_store
 from wgops.store.errors import WgopsError
 from wgops.store.targets import MovedTargetWarning
 
+if TYPE_CHECKING:
+    from wgops.client import Client
+
 T = TypeVar("T")
 INTERNAL_ERROR = 4
 
 
 class AppContext:
-    """What every command needs: settings (loaded once, lazily) and the store."""
+    """What every command needs: settings (loaded once, lazily), the store, and the API
+    client (:class:`wgops.Client`, closed when the command ends) that the graph and pool
+    commands go through."""
 
     def __init__(self, debug: bool, home: str | None):
         self.debug = debug
         self.home = home
         self._settings: Settings | None = None
+        self._client: Client | None = None
 
     @property
     def settings(self) -> Settings:
@@ -48,6 +54,14 @@ class AppContext:
         if migrate:
             run_migrations(store)
         return store
+
+    def client(self) -> Client:
+        if self._client is None:
+            from wgops.client import Client
+
+            self._client = click.get_current_context().with_resource(
+                Client(settings=self.settings, actor="cli"))
+        return self._client
 
     def run(self, coro: Coroutine[Any, Any, T]) -> T:
         return asyncio.run(coro)

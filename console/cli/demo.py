@@ -71,16 +71,21 @@ def _stop(procs: list[subprocess.Popen[bytes]], grace: float) -> None:
 
 
 async def _run_examples(settings: Settings, paths: list[Path]) -> list[dict[str, Any]]:
-    from wgops.daemon.submit import submit_graph
-    from wgops.store.document import load_document
+    from wgops.aclient import AsyncClient
+    from wgops.store.errors import WaitTimeout
 
-    async def one(path: Path) -> dict[str, Any]:
+    async def one(client: AsyncClient, path: Path) -> dict[str, Any]:
         started = time.monotonic()
-        result = await submit_graph(settings, load_document(path), wait=True, timeout=120)
-        result["took"] = time.monotonic() - started
-        return result
+        result = await client.submit(path)
+        try:
+            shown = await client.wait(result["id"], timeout=120)
+        except WaitTimeout:
+            shown = await client.show(result["id"])
+        return {**result, "state": shown["state"], "outputs": shown["outputs"],
+                "error": shown["error"], "took": time.monotonic() - started}
 
-    return list(await asyncio.gather(*(one(p) for p in paths)))
+    async with AsyncClient(settings=settings, actor="demo") as client:
+        return list(await asyncio.gather(*(one(client, p) for p in paths)))
 
 
 def _terminate(signum: int, frame: Any) -> None:
@@ -114,10 +119,9 @@ def headless(app: AppContext) -> int:
 
 
 def interactive(app: AppContext, workers: int, copies: int) -> None:
+    from wgops.aclient import AsyncClient
     from wgops.daemon.circus_config import Plan
-    from wgops.daemon.submit import submit_graph
     from wgops.daemon.supervisor import Supervisor
-    from wgops.store.document import load_document
 
     os.environ["WGOPS_SHELL"] = "on"
     settings = Settings.load(home=app.home)
@@ -132,10 +136,11 @@ def interactive(app: AppContext, workers: int, copies: int) -> None:
 
     async def submit_all() -> int:
         n = 0
-        for _ in range(copies):
-            for path in example_paths():
-                await submit_graph(settings, load_document(path))
-                n += 1
+        async with AsyncClient(settings=settings, actor="demo") as client:
+            for _ in range(copies):
+                for path in example_paths():
+                    await client.submit(path)
+                    n += 1
         return n
 
     n = app.run(submit_all())
@@ -160,20 +165,17 @@ def interactive(app: AppContext, workers: int, copies: int) -> None:
 def _trickle(settings: Settings, stop: threading.Event, every: float = 3.0,
              most: int = 200) -> None:
     """While the console is open, keep example graphs flowing: one every few seconds."""
-    from wgops.daemon.submit import submit_graph
-    from wgops.store.document import load_document
+    from wgops.client import Client
 
-    docs = [load_document(p) for p in example_paths()]
-
-    async def run() -> None:
+    paths = example_paths()
+    with Client(settings=settings, actor="demo") as client:
         for i in range(most):
             if stop.wait(every):
                 return
             try:
-                await submit_graph(settings, docs[i % len(docs)], priority=i % 3)
+                client.submit(paths[i % len(paths)], priority=i % 3)
             except Exception:  # noqa: BLE001 - the demo goes on; the console shows the state
                 logging.getLogger(__name__).debug("demo submit failed", exc_info=True)
-    asyncio.run(run())
 
 
 @cli.command()

@@ -1,17 +1,17 @@
-"""``wgops graph``: validate, submit, list, show, and the operator actions."""
+"""``wgops graph``: validate, submit, list, show, and the operator actions - a thin shell over
+the API client (:class:`wgops.Client`), so the CLI, the console and programs cannot drift
+apart: this module parses arguments and prints; the client does the work."""
 
 from __future__ import annotations
 
-import asyncio
 import time
 from pathlib import Path
-from typing import Any
 
 import click
 
-from wgops.console.cli.base import AppContext, cli, fail
+from wgops.console.cli.base import AppContext, cli
 from wgops.console.cli.output import age, duration, echo_json, printable, short, table
-from wgops.store.document import load_document, parse_overrides
+from wgops.store.document import parse_overrides
 from wgops.store.models import GRAPH_STATES
 
 
@@ -27,29 +27,42 @@ def graph() -> None:
 @click.pass_obj
 def validate(app: AppContext, file: Path, overrides: tuple[str, ...], as_json: bool) -> None:
     """Check a graph document without storing it."""
-    doc = load_document(file, parse_overrides(overrides), app.settings.max_document_bytes)
+    from wgops.graph import validate as check
+
+    result = check(file, parse_overrides(overrides), app.settings.max_document_bytes)
     if as_json:
-        echo_json({"name": doc["name"], "valid": True, "tasks": len(doc["tasks"])})
+        echo_json(result)
     else:
-        click.echo(f"{file}: valid graph {doc['name']!r} with {len(doc['tasks'])} tasks")
+        click.echo(f"{file}: valid graph {result['name']!r} with {result['tasks']} tasks")
 
 
 @graph.command()
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--priority", type=click.IntRange(0, 9), help="0..9, 9 runs first.")
 @click.option("--set", "overrides", multiple=True, metavar="K=V", help="Override an input.")
+@click.option("--scheduler", metavar="ID", help="Hand it to this live scheduler instead of "
+              "the graphs queue.")
 @click.option("--wait", is_flag=True, help="Follow the graph until it ends.")
 @click.option("--timeout", type=float, help="With --wait: give up after this many seconds.")
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_obj
 def submit(app: AppContext, file: Path, priority: int | None, overrides: tuple[str, ...],
-           wait: bool, timeout: float | None, as_json: bool) -> None:
-    """Store a graph and put it on the graphs queue."""
-    from wgops.daemon.submit import submit_graph
+           scheduler: str | None, wait: bool, timeout: float | None, as_json: bool) -> None:
+    """Store a graph and put it on the graphs queue (or a scheduler's own queue)."""
+    from wgops.store.errors import WaitTimeout
 
-    doc = load_document(file, parse_overrides(overrides), app.settings.max_document_bytes)
-    result = app.run(submit_graph(app.settings, doc, priority=priority, wait=wait,
-                                  timeout=timeout))
+    client = app.client()
+    result = client.submit(file, inputs=parse_overrides(overrides), priority=priority,
+                           scheduler=scheduler)
+    if wait:
+        try:
+            shown = client.wait(result["id"], timeout=timeout)
+        except WaitTimeout:
+            shown = client.show(result["id"])
+        result["state"] = shown["state"]
+        result["outputs"] = shown["outputs"]
+        if shown["error"]:
+            result["error"] = shown["error"]
     if as_json:
         echo_json(result)
     else:
@@ -70,10 +83,7 @@ def submit(app: AppContext, file: Path, priority: int | None, overrides: tuple[s
 def list_(app: AppContext, state: str | None, include_nested: bool, limit: int | None,
           as_json: bool) -> None:
     """List graphs, newest first."""
-    from wgops.store.graphs import list_graphs
-
-    app.store()
-    rows = list_graphs(state=state, limit=limit, include_nested=include_nested)
+    rows = app.client().list(state, limit=limit, nested=include_nested)
     if as_json:
         echo_json(rows)
         return
@@ -92,10 +102,7 @@ def list_(app: AppContext, state: str | None, include_nested: bool, limit: int |
 @click.pass_obj
 def show(app: AppContext, graph_id: int, as_json: bool) -> None:
     """Show a graph and its tasks (why each waiting task waits)."""
-    from wgops.store.graphs import show_graph
-
-    app.store()
-    data = show_graph(graph_id)
+    data = app.client().show(graph_id)
     if as_json:
         echo_json(data)
         return
@@ -118,29 +125,15 @@ def show(app: AppContext, graph_id: int, as_json: bool) -> None:
     click.echo(f"created {age(data['created'])} ago")
 
 
-def _action(app: AppContext, method: str, *args: Any) -> Any:
-    from wgops.daemon.broker import Broker
-    from wgops.daemon.control import Controller
-
-    async def go() -> Any:
-        store = app.store()
-        broker = await Broker(app.settings, "wgops-cli").connect()
-        try:
-            return await getattr(Controller(app.settings, store, broker), method)(*args)
-        finally:
-            await broker.close()
-
-    return app.run(go())
-
-
 def _simple(name: str, help_text: str) -> None:
     @graph.command(name=name, help=help_text)
     @click.argument("graph_ids", type=int, nargs=-1, required=True)
     @click.pass_obj
     def command(app: AppContext, graph_ids: tuple[int, ...]) -> None:
+        act = getattr(app.client(), name)
         for gid in graph_ids:
-            g = _action(app, name, gid)
-            click.echo(f"graph {g.id} ({g.name}) {g.state}")
+            (g,) = act(gid)
+            click.echo(f"graph {g['id']} ({g['name']}) {g['state']}")
 
 
 _simple("pause", "Stop dispatching new tasks (running tasks finish).")
@@ -153,8 +146,8 @@ _simple("kill", "Cancel running tasks and mark the rest killed (works without a 
 @click.pass_obj
 def retry(app: AppContext, graph_id: int) -> None:
     """Re-queue the failed, skipped and killed tasks of a graph."""
-    g = _action(app, "retry", graph_id)
-    click.echo(f"graph {g.id} ({g.name}) {g.state}")
+    (g,) = app.client().retry(graph_id)
+    click.echo(f"graph {g['id']} ({g['name']}) {g['state']}")
 
 
 @graph.command()
@@ -163,8 +156,8 @@ def retry(app: AppContext, graph_id: int) -> None:
 @click.pass_obj
 def reassign(app: AppContext, graph_id: int, to: str) -> None:
     """Move a live graph to another scheduler."""
-    g = _action(app, "reassign", graph_id, to)
-    click.echo(f"graph {g.id} ({g.name}) now owned by {g.scheduler}")
+    g = app.client().reassign(graph_id, to)
+    click.echo(f"graph {g['id']} ({g['name']}) now owned by {g['scheduler']}")
 
 
 @graph.command()
@@ -173,8 +166,5 @@ def reassign(app: AppContext, graph_id: int, to: str) -> None:
 @click.pass_obj
 def priority(app: AppContext, graph_id: int, priority: int) -> None:
     """Change a graph's priority (0..9, 9 first), nested graphs included."""
-    g = _action(app, "priority", graph_id, priority)
-    click.echo(f"graph {g.id} ({g.name}) priority {g.priority}")
-
-
-__all__ = ["graph", "fail", "asyncio"]
+    g = app.client().set_priority(graph_id, priority)
+    click.echo(f"graph {g['id']} ({g['name']}) priority {g['priority']}")

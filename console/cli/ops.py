@@ -18,10 +18,7 @@ def pool() -> None:
 @click.pass_obj
 def pool_list(app: AppContext, as_json: bool) -> None:
     """Pools with their cap and how many tasks run and wait in them."""
-    from wgops.store.control import pools
-
-    app.store()
-    rows = pools()
+    rows = app.client().pools()
     if as_json:
         echo_json(rows)
         return
@@ -37,7 +34,6 @@ def pool_list(app: AppContext, as_json: bool) -> None:
 @click.pass_obj
 def pool_set(app: AppContext, name: str, max_running: str) -> None:
     """Set a pool's cap; it takes effect at once."""
-    from wgops.console.cli.graph import _action
     from wgops.store.document import POOL_RE
 
     if not POOL_RE.fullmatch(name):
@@ -48,5 +44,5 @@ def pool_set(app: AppContext, name: str, max_running: str) -> None:
         cap = int(max_running)
     else:
         raise click.BadParameter("a whole number or 'unlimited'", param_hint="--max-running")
-    _action(app, "set_pool", name, cap)
+    app.client().set_pool(name, cap)
     click.echo(f"pool {name}: max_running {'unlimited' if cap is None else cap}")

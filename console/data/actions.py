@@ -1,5 +1,5 @@
-"""Operator actions from the console: the CLI's control path (``daemon.control.Controller``)
-for graphs, circus supervision for daemons, ``daemon.submit`` for new graphs."""
+"""Operator actions from the console: graphs through the API client (the CLI's path too,
+:class:`wgops.AsyncClient`, actor ``console``), daemons through circus supervision."""
 
 from __future__ import annotations
 
@@ -7,52 +7,40 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
+from wgops.aclient import AsyncClient
 from wgops.console.data import supervision
-from wgops.daemon.broker import Broker
-from wgops.daemon.control import Controller
-from wgops.daemon.submit import submit_graph
 from wgops.store.config import Settings
 from wgops.store.db import Store
-from wgops.store.document import load_document
 
-GRAPH_ACTIONS = ("pause", "play", "kill", "retry", "reassign", "priority")
+GRAPH_ACTIONS = {"pause": "pause", "play": "play", "kill": "kill", "retry": "retry",
+                 "reassign": "reassign", "priority": "set_priority"}
 
 
 class Actions:
-    """Runs actions for one console; the broker connection is opened on first use."""
+    """Runs actions for one console; the client connects to the broker on first use."""
 
     def __init__(self, settings: Settings, store: Store):
         self.settings = settings
         self.store = store
-        self._broker: Broker | None = None
-        self._lock = asyncio.Lock()
-
-    async def _controller(self) -> Controller:
-        async with self._lock:
-            if self._broker is None or self._broker.connection is None or \
-                    self._broker.connection.is_closed:
-                self._broker = await Broker(self.settings, "wgops-console-actions").connect()
-        return Controller(self.settings, self.store, self._broker, actor="console")
+        self.client = AsyncClient(settings=settings, actor="console")
 
     async def graph(self, action: str, graph_id: int, *args: Any) -> str:
         """Run a graph action; return the line to show (errors raise ``WgopsError``)."""
         if action not in GRAPH_ACTIONS:
             raise ValueError(action)
-        controller = await self._controller()
-        graph = await getattr(controller, action)(graph_id, *args)
+        result = await getattr(self.client, GRAPH_ACTIONS[action])(graph_id, *args)
+        graph = result[0] if isinstance(result, list) else result
         if action == "reassign":
-            return f"graph {graph.id} ({graph.name}) now owned by {graph.scheduler}"
+            return f"graph {graph['id']} ({graph['name']}) now owned by {graph['scheduler']}"
         if action == "priority":
-            return f"graph {graph.id} ({graph.name}) priority {graph.priority}"
-        return f"graph {graph.id} ({graph.name}) {graph.state}"
+            return f"graph {graph['id']} ({graph['name']}) priority {graph['priority']}"
+        return f"graph {graph['id']} ({graph['name']}) {graph['state']}"
 
     async def validate(self, path: str) -> dict[str, Any]:
-        return await asyncio.to_thread(load_document, Path(path).expanduser(), None,
-                                       self.settings.max_document_bytes)
+        return await self.client.validate(Path(path).expanduser())
 
     async def submit(self, path: str, priority: int | None = None) -> str:
-        doc = await self.validate(path)
-        result = await submit_graph(self.settings, doc, priority=priority)
+        result = await self.client.submit(Path(path).expanduser(), priority=priority)
         return f"submitted graph {result['id']} ({result['name']}) {result['state']}"
 
     async def daemons(self, action: str, kind: str = "", n: int = 1) -> str:
@@ -67,6 +55,4 @@ class Actions:
         raise ValueError(action)
 
     async def close(self) -> None:
-        if self._broker is not None:
-            await self._broker.close()
-            self._broker = None
+        await self.client.close()
