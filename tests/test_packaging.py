@@ -60,8 +60,8 @@ def test_installed_next_to_python_daemon_both_import(wheel: Path, tmp_path: Path
     (site / "zz-dependencies.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
     probe = ("import daemon, wgops, wgops.daemon.protocol, wgops.store.document;"
              "assert daemon.DaemonContext;"
-             "assert wgops.__file__.startswith(%r), wgops.__file__;"
-             "print(wgops.__version__)" % str(site))
+             f"assert wgops.__file__.startswith({str(site)!r}), wgops.__file__;"
+             "print(wgops.__version__)")
     out = subprocess.run([str(python), "-c", probe], capture_output=True, text=True,
                          timeout=120, cwd=str(tmp_path))
     assert out.returncode == 0, out.stderr
