@@ -47,9 +47,12 @@ class Chart:
         return out
 
 
+STEPS = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 15, 30, 60, 120,
+         300, 600, 900, 1800, 3600, 7200, 14400, 43200, 86400)
+
+
 def _round_step(seconds: float) -> float:
-    for step in (0.1, 0.2, 0.5, 1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600,
-                 7200, 14400, 43200, 86400):
+    for step in STEPS:
         if step >= seconds:
             return float(step)
     return float(86400 * math.ceil(seconds / 86400))
