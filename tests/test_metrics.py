@@ -231,3 +231,14 @@ def test_a_port_in_use_exits_2_naming_it(wgops_env: dict[str, str]) -> None:
     assert proc.returncode == 2
     assert f"port {port} on 127.0.0.1 is in use" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_the_grafana_dashboard_names_only_exported_metrics() -> None:
+    import re
+
+    dashboard = json.loads((ROOT / "docs" / "grafana-dashboard.json").read_text())
+    exprs = [t["expr"] for p in dashboard["panels"] for t in p.get("targets", [])]
+    used = {m for e in exprs for m in re.findall(r"\bwgops_[a-z_]+", e)}
+    exported = NAMES - {"wgops_tasks", "wgops_task_duration_seconds"} | {
+        "wgops_tasks_total", "wgops_task_duration_seconds_bucket"}
+    assert used and used <= exported, used - exported
