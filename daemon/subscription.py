@@ -19,6 +19,7 @@ import logging
 import os
 import socket
 import threading
+import time
 from collections.abc import Callable, Iterable
 
 import aio_pika
@@ -55,6 +56,7 @@ class EventSubscription:
         self.queue_name = f"{self.names.ns}.{role}.{host}.{os.getpid()}"
         self.connected = False
         self.error = "connecting"
+        self.generation = 0         # bumped on every (re)connection: readers catch up
         self._connection: AbstractRobustConnection | None = None
         self._depth_channel: AbstractChannel | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -111,7 +113,9 @@ class EventSubscription:
                     await self._connect()
                 except ERRORS as exc:
                     await self._close()
-                    self.error = f"{type(exc).__name__}: {exc}".strip(": ")[:200]
+                    detail = f"{type(exc).__name__}: {exc}".strip(": ")[:120]
+                    retry_at = time.strftime("%H:%M:%S", time.localtime(time.time() + delay))
+                    self.error = f"{detail}; retry at {retry_at}"
                     try:
                         await asyncio.wait_for(self._stop.wait(), delay)
                     except TimeoutError:
@@ -142,9 +146,10 @@ class EventSubscription:
     def _lost(self, *_: object) -> None:
         self.connected = False
         self._depth_channel = None
-        self.error = "connection lost; reconnecting"
+        self.error = f"connection lost; reconnecting every {RECONNECT_INTERVAL:.0f}s"
 
     def _back(self, *_: object) -> None:
+        self.generation += 1
         self.connected = True
         self.error = ""
 
