@@ -23,6 +23,8 @@ demo: venv broker
 
 test: venv broker
 	@bash scripts/ensure-postgres.sh
+	@bash scripts/ensure-browser.sh
+	@bash scripts/ensure-promtool.sh
 	$(PY) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 
 bench: venv broker

@@ -132,6 +132,7 @@ class Installation:
         self.logs: dict[int, Path] = {}
         self._store: Any = None
         self._pools: set[str] = set()
+        self.exporter_port = 0
 
     # -- settings and the store (in this process) ---------------------------------------------
 
@@ -165,6 +166,10 @@ class Installation:
         self.procs.append(proc)
         self.logs[proc.pid] = log
         return proc
+
+    def spawn(self, args: list[str]) -> subprocess.Popen[bytes]:
+        """Any ``wgops`` command as a process of this installation (stopped with it)."""
+        return self._spawn(args)
 
     def scheduler(self) -> subprocess.Popen[bytes]:
         return self._spawn(["daemon", "run", "scheduler"])

@@ -34,6 +34,9 @@ FIGURES: list[tuple[str, str, str, str, str, str | None]] = [
     ("console", "rss_growth_mb", "7 console memory growth in 12 s", "MB", "lower", None),
     ("console", "events_per_s_received", "7 console events taken in", "events/s", "higher",
      None),
+    ("metrics", "scrape_ms", "8 /metrics scrape, 10,000 active graphs", "ms", "lower", None),
+    ("metrics", "scrape_p95_ms", "8 /metrics scrape p95", "ms", "lower", None),
+    ("metrics", "scrape_max_ms", "8 /metrics scrape max", "ms", "lower", None),
 ]
 
 # targets on SQLite: figure -> (comparison, value, ratio comparison or None)
@@ -43,6 +46,7 @@ TARGETS: dict[str, dict[str, Any]] = {
     "nesting.seconds": {"max": 5.0},
     "scale.kb_per_graph": {"max": 20.0},
     "scale.cost_ratio": {"max": 1.3},
+    "metrics.scrape_ms": {"max": 50.0},
     "postgres_vs_sqlite": {"max_factor": 2.0},
 }
 

@@ -255,6 +255,52 @@ def run_console(inst: Installation, i: int) -> dict[str, float]:
             "events_per_s_received": data["events_received"] / 12.0}
 
 
+# -- 8 metrics ----------------------------------------------------------------------------------
+
+SCRAPES = 40
+
+
+def setup_metrics(inst: Installation) -> None:
+    """10,000 active graphs (100,000 task rows), a scheduler, a worker and the exporter."""
+    setup_scale(inst)
+    _park(inst, 10_000)
+    inst.exporter_port = _free_port()
+    inst.spawn(["metrics", "--port", str(inst.exporter_port)])
+    wait_for(lambda: _scrape(inst.exporter_port) is not None, 60, "the exporter", 0.2)
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _scrape(port: int) -> str | None:
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as reply:
+            return reply.read().decode()
+    except (urllib.error.URLError, ConnectionError):
+        return None
+
+
+def run_metrics(inst: Installation, i: int) -> dict[str, float]:
+    """Wall time of a whole scrape over HTTP (the store's group-bys and the queue depths)."""
+    times = []
+    for _ in range(SCRAPES):
+        t0 = time.perf_counter()
+        text = _scrape(inst.exporter_port)
+        times.append(1000 * (time.perf_counter() - t0))
+        if text is None or 'wgops_up{component="database"} 1.0' not in text:
+            raise BenchError(f"a scrape failed or saw no database: {(text or '')[:200]}")
+    return {"scrape_ms": statistics.median(times), "scrape_p95_ms": _percentile(times, 0.95),
+            "scrape_max_ms": max(times)}
+
+
 # -- the list --------------------------------------------------------------------------------
 
 SCENARIOS: list[Scenario] = [
@@ -272,6 +318,8 @@ SCENARIOS: list[Scenario] = [
              run_scale, headline="kb_per_graph", weight=4),  # type: ignore[arg-type]
     Scenario("console", "console: 10,000 graphs stored, 500 events/s", setup_console,
              run_console, headline="key_to_screen_ms", databases=("sqlite",), weight=2),
+    Scenario("metrics", "a /metrics scrape at 10,000 active graphs", setup_metrics,
+             run_metrics, headline="scrape_ms", weight=2),
 ]
 
 

@@ -166,8 +166,9 @@ class WgopsApp(App[None]):
 
     def key_sections(self, screen: Screen[Any]) -> list[tuple[str, list[tuple[str, str]]]]:
         """Every key usable on ``screen``, as shown by ``?``."""
+        own = getattr(screen, "COMMANDS_HELP", {})
         here = [(b.key_display or b.key, GRAPH_HELP.get(b.action[7:-2], b.description)
-                 if b.action.startswith("graph(") else b.description)
+                 if b.action.startswith("graph(") else own.get(b.action, b.description))
                 for b in screen.BINDINGS if isinstance(b, Binding) and self._allowed(b.action)]
         everywhere = [(b.key_display or b.key, self.HELP.get(b.action, b.description))
                       for b in self.BINDINGS if isinstance(b, Binding)
@@ -190,6 +191,11 @@ class WgopsApp(App[None]):
                 yield SystemCommand(f"{binding.description} graph  ({key})",
                                     GRAPH_HELP[name],
                                     partial(screen.run_action, binding.action))
+            elif isinstance(binding, Binding) and binding.action in getattr(
+                    screen, "COMMANDS_HELP", {}):
+                text = screen.COMMANDS_HELP[binding.action]  # type: ignore[attr-defined]
+                yield SystemCommand(f"{text.split(':')[0]}  ({binding.key_display or binding.key})",
+                                    text, partial(screen.run_action, binding.action))
         for binding in self.BINDINGS:
             if isinstance(binding, Binding) and self._allowed(binding.action) and \
                     binding.action != "command_palette":

@@ -46,6 +46,26 @@ async def graph_detail(pilot: Pilot[None]) -> None:
     await settle(pilot)
 
 
+async def graph_dag(pilot: Pilot[None]) -> None:
+    await settle(pilot)
+    app = pilot.app
+    assert isinstance(app, WgopsApp)
+    app.post_message(OpenGraph(17))      # fan-out, four branches in flight
+    await settle(pilot)
+    await pilot.press("d")
+    await settle(pilot)
+
+
+async def graph_timeline(pilot: Pilot[None]) -> None:
+    await settle(pilot)
+    app = pilot.app
+    assert isinstance(app, WgopsApp)
+    app.post_message(OpenGraph(15))      # its nested graph's tasks indented under bands
+    await settle(pilot)
+    await pilot.press("t")
+    await settle(pilot)
+
+
 async def task_detail(pilot: Pilot[None]) -> None:
     await settle(pilot)
     app = pilot.app
@@ -83,7 +103,8 @@ async def confirm_dialog(pilot: Pilot[None]) -> None:
 
 
 SHOTS: dict[str, Callable[[Pilot[None]], Awaitable[None]]] = {
-    "overview": overview, "graph-detail": graph_detail, "task-detail": task_detail,
+    "overview": overview, "graph-detail": graph_detail, "graph-dag": graph_dag,
+    "graph-timeline": graph_timeline, "task-detail": task_detail,
     "command-palette": command_palette, "confirm-dialog": confirm_dialog,
 }
 

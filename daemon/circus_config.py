@@ -4,7 +4,9 @@ One arbiter per ``$WGOPS_HOME``, with a generated ini under ``$WGOPS_HOME/circus
 and pub/sub endpoints as ``ipc://`` sockets there (TCP on 127.0.0.1 with free ports when the
 path is too long for a Unix socket), so two installations never clash. Watchers ``scheduler``
 and ``worker`` run ``<python> -m wgops daemon run KIND ...``; their output goes to
-``$WGOPS_HOME/logs/KIND.log`` (rotated by circus). A watcher that crash-loops is stopped by the
+``$WGOPS_HOME/logs/KIND.log`` (rotated by circus). With a metrics port, a watcher ``metrics``
+runs the Prometheus exporter (``<python> -m wgops metrics --host H --port P``, one process,
+``logs/metrics.log``). A watcher that crash-loops is stopped by the
 :class:`~wgops.daemon.flapping.CrashLoopGuard` plugin.
 """
 
@@ -26,6 +28,9 @@ if TYPE_CHECKING:
 
 KINDS = ("scheduler", "worker")
 BROKER_WATCHER = "rabbitmq"
+METRICS_WATCHER = "metrics"
+METRICS_HOST = "127.0.0.1"
+METRICS_PORT = 9464
 STOP_MARGIN = 10.0          # seconds circus waits on top of settings.grace before SIGKILL
 IPC_MAX = 100               # a Unix socket path must stay under 108 bytes
 LOG_MAX_BYTES = 10_000_000
@@ -61,7 +66,7 @@ class Layout:
         return self.home / "logs"
 
     def log(self, name: str) -> Path:
-        """``scheduler``, ``worker``, ``circus`` (the arbiter) or ``rabbitmq``."""
+        """``scheduler``, ``worker``, ``metrics``, ``circus`` (the arbiter) or ``rabbitmq``."""
         return self.logs / f"{name}.log"
 
     @property
@@ -104,6 +109,8 @@ class Plan:
     slots: int = 4
     pools: tuple[str, ...] = ("default",)
     managed_broker: bool = False
+    metrics_port: int | None = None         # run the exporter as the watcher ``metrics``
+    metrics_host: str = METRICS_HOST
 
     def count(self, kind: str) -> int:
         return self.schedulers if kind == "scheduler" else self.workers
@@ -117,6 +124,14 @@ def daemon_command(python: str, kind: str, plan: Plan) -> str:
         args += ["--slots", str(plan.slots)]
         for pool in plan.pools:
             args += ["--pool", pool]
+    script = "exec " + " ".join(_quote(a) for a in args) + " 2>&1"
+    return f"cmd = /bin/sh\nargs = -c {_quote(script)}"
+
+
+def metrics_command(python: str, plan: Plan) -> str:
+    """The ``cmd``/``args`` of the exporter's watcher."""
+    args = [python, "-m", "wgops", "metrics", "--host", plan.metrics_host, "--port",
+            str(plan.metrics_port)]
     script = "exec " + " ".join(_quote(a) for a in args) + " 2>&1"
     return f"cmd = /bin/sh\nargs = -c {_quote(script)}"
 
@@ -161,6 +176,12 @@ def render_ini(settings: Settings, layout: Layout, plan: Plan, endpoints: dict[s
                   "respawn = True", "max_retry = 5", "priority = 0",
                   f"autostart = {not plan.managed_broker}",
                   *_stream("stdout_stream", layout.log(kind)), ""]
+    if plan.metrics_port is not None:
+        lines += [f"[watcher:{METRICS_WATCHER}]", metrics_command(python, plan),
+                  "numprocesses = 1", "copy_env = True", f"working_dir = {cwd}",
+                  "stop_signal = TERM", "graceful_timeout = 10", "respawn = True",
+                  "max_retry = 5", "priority = 0",
+                  *_stream("stdout_stream", layout.log(METRICS_WATCHER)), ""]
     if broker is not None:
         lines += broker.ini_sections(BROKER_WATCHER,
                                      _stream("stdout_stream", layout.log(BROKER_WATCHER)))

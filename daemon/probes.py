@@ -5,7 +5,10 @@ daemons' event loops)."""
 from __future__ import annotations
 
 import contextlib
+import errno
+import http.client
 import logging
+import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,7 +20,7 @@ import peewee
 from wgops.daemon.eventloop import run_coroutine
 from wgops.store.config import Settings, mask_url
 from wgops.store.db import Store, first_line
-from wgops.store.errors import Unreachable
+from wgops.store.errors import ConfigError, Unreachable
 from wgops.store.liveness import HOST, accepts_work
 from wgops.store.migrations import migrate
 from wgops.store.models import Scheduler, Worker
@@ -101,3 +104,33 @@ def announced_pids(settings: Settings, kind: str, pids: list[int]) -> set[int]:
             model.pid.in_(pids), model.host == HOST,
             accepts_work(model, time.time(), settings.stale_after))
         return {row.pid for row in rows}
+
+
+def listen_error(host: str, port: int, exc: OSError) -> ConfigError:
+    """The one-line error (exit 2) for a server that cannot listen on ``host:port``."""
+    if exc.errno == errno.EADDRINUSE:
+        return ConfigError(f"port {port} on {host} is in use")
+    return ConfigError(f"cannot listen on {host}:{port}: {exc.strerror or exc}")
+
+
+def check_port_free(host: str, port: int) -> None:
+    """Raise the error of :func:`listen_error` if nothing may listen on ``host:port`` now."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            raise listen_error(host, port, exc) from None
+
+
+def http_answers(host: str, port: int, path: str, timeout: float = 1.0) -> bool:
+    """Whether ``GET path`` on ``host:port`` answers 200."""
+    connection = http.client.HTTPConnection(host, port, timeout=timeout)
+    try:
+        connection.request("GET", path)
+        return connection.getresponse().status == 200
+    except OSError:
+        return False
+    finally:
+        connection.close()

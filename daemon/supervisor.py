@@ -30,6 +30,7 @@ import psutil
 from wgops.daemon.circus_config import (
     BROKER_WATCHER,
     KINDS,
+    METRICS_WATCHER,
     STOP_MARGIN,
     Layout,
     Plan,
@@ -39,7 +40,13 @@ from wgops.daemon.circus_config import (
 )
 from wgops.daemon.logfiles import last_line
 from wgops.daemon.managed_broker import ManagedBroker
-from wgops.daemon.probes import announced_pids, check_broker, check_database
+from wgops.daemon.probes import (
+    announced_pids,
+    check_broker,
+    check_database,
+    check_port_free,
+    http_answers,
+)
 from wgops.daemon.processes import alive, send_signal, tree
 from wgops.store.config import Settings
 from wgops.store.errors import SupervisorError
@@ -133,10 +140,11 @@ class Supervisor:
             raise SupervisorError(f"circus {command}: {reason}")
 
     def watchers(self, timeout: float = CALL_TIMEOUT) -> dict[str, WatcherInfo]:
-        """The wgops watchers (and the managed broker's), as circus sees them now."""
+        """The wgops watchers (the daemons, the exporter's, the managed broker's), as circus
+        sees them now."""
         statuses = self.call("status", timeout=timeout)["statuses"]
         out = {}
-        for name in (*KINDS, BROKER_WATCHER):
+        for name in (*KINDS, METRICS_WATCHER, BROKER_WATCHER):
             if name not in statuses:
                 continue
             pids = self.call("list", timeout=timeout, name=name)["pids"]
@@ -168,6 +176,8 @@ class Supervisor:
     def _start(self, plan: Plan, timeout: float,
                say: Callable[[str], None]) -> dict[str, WatcherInfo]:
         check_database(self.settings)
+        if plan.metrics_port is not None:
+            check_port_free(plan.metrics_host, plan.metrics_port)
         extra_env: dict[str, str] = {}
         managed = None
         if not check_broker(self.settings, raise_error=not plan.managed_broker):
@@ -190,7 +200,11 @@ class Supervisor:
                                    is not None)
                 for kind in KINDS:
                     self.call("start", name=kind, retry_for=10, waiting=True)
-            return self.wait_up(deadline=time.monotonic() + timeout)
+            deadline = time.monotonic() + timeout
+            watchers = self.wait_up(deadline=deadline)
+            if plan.metrics_port is not None:
+                self.wait_metrics(plan.metrics_host, plan.metrics_port, deadline)
+            return watchers
         except BaseException:
             say("start failed; stopping what was started")
             try:
@@ -271,6 +285,18 @@ class Supervisor:
                                       f"to announce themselves: {self.log_hint(pending[0])}")
             time.sleep(POLL * 2)
 
+    def wait_metrics(self, host: str, port: int, deadline: float) -> None:
+        """Wait until the exporter answers on ``/metrics``; fail early if it keeps exiting."""
+        while not http_answers(host, port, "/metrics"):
+            info = self.watchers().get(METRICS_WATCHER)
+            if info is not None and info.state == "flapping":
+                raise SupervisorError("the metrics exporter keeps exiting and circus stopped "
+                                      f"it: {self.log_hint(METRICS_WATCHER)}")
+            if time.monotonic() > deadline:
+                raise SupervisorError(f"the metrics exporter does not answer on {host}:{port}:"
+                                      f" {self.log_hint(METRICS_WATCHER)}")
+            time.sleep(POLL * 2)
+
     def log_hint(self, name: str) -> str:
         path = self.layout.log(name)
         return f"{last_line(path) or 'no output'} (see {path})"
@@ -342,6 +368,8 @@ class Supervisor:
             else:
                 self.call("reload", name=kind, graceful=True, retry_for=timeout)
             self.wait_up(time.monotonic() + timeout, replaced=old)
+        if METRICS_WATCHER in watchers:
+            self.call("restart", name=METRICS_WATCHER, retry_for=timeout, waiting=True)
         return self.watchers()
 
     def scale(self, kind: str, delta: int, wait: bool = True,

@@ -4,6 +4,11 @@ Every function is deterministic (no clocks, no randomness without a seed taken f
 arguments), takes keyword arguments from a task's ``args`` and returns JSON-serialisable data.
 The default allow-list (``wgops.examples.tasks:*``) lets workers run them.
 
+For the demo (``examples/demo_*.yaml``) the pipeline functions also take two pacing
+arguments, off by default so the examples stay instant in tests: ``seconds`` (how long a real
+run would take: the task sleeps about that long, ±30 %) and ``fail_rate`` (the chance that an
+attempt fails with a transient error, for retries to be seen; the only randomness here).
+
 Two families:
 
 * a materials-science pipeline: :func:`relax` -> :func:`scf` -> :func:`kpath` -> :func:`bands`
@@ -15,9 +20,16 @@ Two families:
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
+import inspect
 import math
-from typing import Any
+import random
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 # Lattice constants in ångström of a few diamond/zinc-blende crystals (experimental values).
 LATTICE = {"Si": 5.431, "Ge": 5.658, "C": 3.567, "GaAs": 5.653, "InP": 5.869, "SiC": 4.360}
@@ -36,9 +48,38 @@ def _lattice(structure: str | dict[str, Any]) -> tuple[str, float]:
     return name, LATTICE.get(name, 4.0 + 2.0 * _seed(name))
 
 
+def _pause(seconds: float) -> float:
+    return max(0.0, float(seconds)) * random.uniform(0.7, 1.3) if seconds else 0.0
+
+
+def _transient(name: str, fail_rate: float) -> None:
+    if fail_rate and random.random() < float(fail_rate):
+        raise RuntimeError(f"{name}: transient failure (simulated, fail_rate={fail_rate})")
+
+
+def paced(func: F) -> F:
+    """Give a task function the demo's ``seconds`` and ``fail_rate`` arguments."""
+    if inspect.iscoroutinefunction(func):
+        @functools.wraps(func)
+        async def run_async(*args: Any, seconds: float = 0.0, fail_rate: float = 0.0,
+                            **kwargs: Any) -> Any:
+            await asyncio.sleep(_pause(seconds))
+            _transient(func.__name__, fail_rate)
+            return await func(*args, **kwargs)
+        return run_async  # type: ignore[return-value]
+
+    @functools.wraps(func)
+    def run(*args: Any, seconds: float = 0.0, fail_rate: float = 0.0, **kwargs: Any) -> Any:
+        time.sleep(_pause(seconds))
+        _transient(func.__name__, fail_rate)
+        return func(*args, **kwargs)
+    return run  # type: ignore[return-value]
+
+
 # -- materials science -------------------------------------------------------------------------
 
 
+@paced
 def relax(structure: str | dict[str, Any], steps: int = 8, force_tol: float = 1e-3) \
         -> dict[str, Any]:
     """Relax the lattice of ``structure`` (a formula such as ``"Si"``, or a mapping).
@@ -60,6 +101,7 @@ def relax(structure: str | dict[str, Any], steps: int = 8, force_tol: float = 1e
             "energy": round(energy, 6)}
 
 
+@paced
 def scf(structure: str | dict[str, Any], ecut: float = 30.0, grid: int = 8) -> dict[str, Any]:
     """Self-consistent field: iterate a charge density to convergence.
 
@@ -83,6 +125,7 @@ def scf(structure: str | dict[str, Any], ecut: float = 30.0, grid: int = 8) -> d
             "iterations": iterations}
 
 
+@paced
 def kpath(lattice: str = "fcc", points: int = 12) -> dict[str, Any]:
     """The high-symmetry path through the Brillouin zone, sampled with ``points`` points."""
     labels = {"fcc": ["L", "G", "X", "W", "K", "G"], "bcc": ["G", "H", "N", "G", "P"],
@@ -91,6 +134,7 @@ def kpath(lattice: str = "fcc", points: int = 12) -> dict[str, Any]:
     return {"labels": labels, "kpoints": [round(i / (points - 1), 6) for i in range(points)]}
 
 
+@paced
 def bands(density: list[float], kpoints: list[float] | None = None, nbands: int = 4) \
         -> dict[str, Any]:
     """Band energies along ``kpoints`` from a converged ``density``.
@@ -107,6 +151,7 @@ def bands(density: list[float], kpoints: list[float] | None = None, nbands: int 
     return {"bands": out}
 
 
+@paced
 def gap(bands: list[list[float]], occupied: int = 2) -> dict[str, Any]:
     """The band gap between the top of band ``occupied - 1`` and the bottom of ``occupied``."""
     valence = max(bands[occupied - 1])
@@ -118,6 +163,7 @@ def gap(bands: list[list[float]], occupied: int = 2) -> dict[str, Any]:
 # -- a data job: fan-out and fan-in ------------------------------------------------------------
 
 
+@paced
 def chunk(n: int, parts: int = 4) -> dict[str, Any]:
     """Split ``range(n)`` into ``parts`` contiguous chunks: ``{"chunks": [[...], ...]}``."""
     n, parts = int(n), max(1, int(parts))
@@ -126,18 +172,21 @@ def chunk(n: int, parts: int = 4) -> dict[str, Any]:
             "n": n}
 
 
+@paced
 async def fetch(ids: list[int], source: str = "archive") -> dict[str, Any]:
     """Fetch the records ``ids`` from ``source`` (an ``async def`` task: awaits simulated I/O)."""
     await asyncio.sleep(0.002)
     return {"records": [{"id": i, "value": round(10 * _seed(source, i), 3)} for i in ids]}
 
 
+@paced
 def square(records: list[dict[str, Any]]) -> dict[str, Any]:
     """Transform: square each record's value; ``{"values": [...], "sum": float}``."""
     values = [round(r["value"] ** 2, 6) for r in records]
     return {"values": values, "sum": round(sum(values), 6)}
 
 
+@paced
 def total(values: list[float]) -> dict[str, Any]:
     """Reduce: the sum, count and mean of ``values``."""
     numbers = [float(v) for v in values]

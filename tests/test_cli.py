@@ -182,7 +182,7 @@ def test_show_unknown_graph(env: dict[str, str]) -> None:
 def test_submit_bad_document_stores_nothing(env: dict[str, str], tmp_path: Path) -> None:
     path = tmp_path / "bad.yaml"
     path.write_text("name: g\ntasks:\n  a: {shell: 'true', run: 'm:f'}\n")
-    assert "exactly one of run, shell or graph" in one_line_error(
+    assert "exactly one of run, shell, graph or build" in one_line_error(
         wgops("graph", "submit", str(path), env=env), 2)
     assert json.loads(wgops("graph", "list", "--json", env=env, check=True).stdout) == []
 

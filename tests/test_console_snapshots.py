@@ -1,4 +1,4 @@
-"""The console's looks, guarded by SVG snapshots of the deterministic scene (the same five
+"""The console's looks, guarded by SVG snapshots of the deterministic scene (the same seven
 screens as ``make screenshots``). Update with ``pytest --snapshot-update`` after a deliberate
 change, and look at the report before committing."""
 

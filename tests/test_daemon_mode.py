@@ -319,5 +319,39 @@ def test_generated_configuration(tmp_path: Path) -> None:
     assert "stdout_stream.max_bytes" in ini and "stdout_stream.backup_count" in ini
     assert "--slots 5 --pool a --pool b 2>&1" in daemon_command("/p", "worker", Plan(1, 1, 5,
                                                                                      ("a", "b")))
+    assert "[watcher:metrics]" not in ini
+    with_metrics = render_ini(settings, layout, Plan(metrics_port=9999), layout.new_endpoints(),
+                              "/venv/bin/python", "/work")
+    assert "[watcher:metrics]" in with_metrics
+    assert "-m wgops metrics --host 127.0.0.1 --port 9999 2>&1" in with_metrics
+    assert f"stdout_stream.filename = {layout.logs}/metrics.log" in with_metrics
     long = Layout(tmp_path / ("z" * 120))
     assert all(v.startswith("tcp://127.0.0.1:") for v in long.new_endpoints().values())
+
+
+def test_metrics_exporter_as_a_watcher(installation: Installation) -> None:
+    import socket
+    import urllib.request
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        refused = installation.run("daemon", "start", "--metrics-port", str(port))
+        assert refused.returncode == 2 and f"port {port} on 127.0.0.1 is in use" in \
+            refused.stderr, refused.stderr
+        assert installation.arbiter_pid() is None
+    installation.start("--metrics-port", str(port))
+    text = installation.run("daemon", "status", check=True).stdout
+    assert "metrics running 1/1" in text, text
+    assert "metrics" in installation.status(full=True)["arbiter"]["watchers"]
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as reply:
+        body = reply.read().decode()
+    values = {s.name: s.value for f in text_string_to_metric_families(body) for s in f.samples
+              if not s.labels}
+    assert values["wgops_workers"] == 1 and values["wgops_schedulers"] == 1
+    assert "metrics" in installation.run("daemon", "logs", "metrics", check=True).stdout
+    installation.run("daemon", "stop", check=True)
+    assert not [p.pid for p in installation.seen if alive(p)]

@@ -18,7 +18,17 @@ from wgops.console.cli.output import one_line
 
 def main() -> None:
     # importing a command module registers its commands
-    from wgops.console.cli import console, daemon, dead, demo, doctor, graph, ops, setup  # noqa: F401
+    from wgops.console.cli import (  # noqa: F401
+        console,
+        daemon,
+        dead,
+        demo,
+        doctor,
+        graph,
+        metrics,
+        ops,
+        setup,
+    )
 
     try:
         code = cli.main(prog_name="wgops", standalone_mode=False)

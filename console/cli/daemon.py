@@ -51,8 +51,9 @@ def _progress(message: str) -> None:
 
 
 def _counts(watchers: dict) -> str:
-    return ", ".join(f"{w.numprocesses} {name}{'s' if w.numprocesses != 1 else ''}"
+    text = ", ".join(f"{w.numprocesses} {name}{'s' if w.numprocesses != 1 else ''}"
                      for name, w in watchers.items() if name in ("scheduler", "worker"))
+    return text + (", the metrics exporter" if "metrics" in watchers else "")
 
 
 @daemon.command()
@@ -66,11 +67,16 @@ def _counts(watchers: dict) -> str:
               help="A pool the workers serve (repeatable; default: default).")
 @click.option("--managed-broker", is_flag=True,
               help="If no broker is reachable, run a private RabbitMQ node under circus.")
+@click.option("--metrics-port", type=click.IntRange(1, 65535), default=None, metavar="P",
+              help="Also run the Prometheus exporter (wgops metrics) on this port.")
+@click.option("--metrics-host", default="127.0.0.1", show_default=True,
+              help="Address the exporter listens on (with --metrics-port).")
 @click.option("--timeout", type=float, default=60.0, show_default=True,
               help="Seconds to wait for every daemon to announce itself.")
 @click.pass_obj
 def start(app: AppContext, schedulers: int, workers: int, slots: int, pools: tuple[str, ...],
-          managed_broker: bool, timeout: float) -> None:
+          managed_broker: bool, metrics_port: int | None, metrics_host: str,
+          timeout: float) -> None:
     """Start the circus arbiter in the background; return when every daemon is up."""
     from wgops.daemon.circus_config import Plan
     from wgops.store.document import POOL_RE
@@ -80,7 +86,7 @@ def start(app: AppContext, schedulers: int, workers: int, slots: int, pools: tup
             raise click.BadParameter(f"bad pool name {name!r}", param_hint="--pool")
     sup = _supervisor(app)
     plan = Plan(schedulers, workers, slots, tuple(dict.fromkeys(pools)) or ("default",),
-                managed_broker)
+                managed_broker, metrics_port, metrics_host)
     watchers = sup.start(plan, timeout=timeout, progress=_progress)
     if watchers is None:
         proc = sup.process()
@@ -90,6 +96,8 @@ def start(app: AppContext, schedulers: int, workers: int, slots: int, pools: tup
     proc = sup.process()
     click.echo(f"started: arbiter pid {proc.pid if proc else '?'}, {_counts(watchers)} "
                f"(logs in {sup.layout.logs})")
+    if metrics_port is not None:
+        click.echo(f"metrics: http://{metrics_host}:{metrics_port}/metrics")
 
 
 @daemon.command()
@@ -211,7 +219,8 @@ def decr(app: AppContext, kind: str, n: int, no_wait: bool, timeout: float | Non
 
 
 @daemon.command()
-@click.argument("which", type=click.Choice(["scheduler", "worker", "circus", "rabbitmq"]),
+@click.argument("which", type=click.Choice(["scheduler", "worker", "metrics", "circus",
+                                           "rabbitmq"]),
                 required=False)
 @click.option("-n", "lines", type=click.IntRange(0, 100_000), default=20, show_default=True,
               help="Lines to show from the end of each log.")

@@ -1,5 +1,9 @@
 """``wgops demo``: daemons, the example graphs flowing, and the console (or, ``--headless``,
-a run of the examples to the end with a summary)."""
+a run of the examples to the end with a summary).
+
+The console demo submits the paced documents (``examples/demo_*.yaml``: tasks of seconds, a
+few transient failures and retries, one two-minute task) so slots fill and queues move while
+one watches; ``--fast`` and ``--headless`` use the instant examples."""
 
 from __future__ import annotations
 
@@ -22,13 +26,17 @@ from wgops.store.config import Settings
 from wgops.store.errors import Unreachable
 
 DEMO_FILES = ("bands.yaml", "fanout.yaml", "shell_job.yaml", "hello.json")
+PACED_FILES = ("demo_bands.yaml", "demo_fanout.yaml", "demo_long.yaml", "shell_job.yaml",
+               "hello.json")
+PACED_TRICKLE = 8.0       # seconds between two paced graphs: the slots keep up, queues move
 
 
-def example_paths() -> list[Path]:
+def example_paths(paced: bool = False) -> list[Path]:
     from wgops import examples
 
     root = Path(examples.__file__).parent
-    return [root / name for name in DEMO_FILES if (root / name).exists()]
+    return [root / name for name in (PACED_FILES if paced else DEMO_FILES)
+            if (root / name).exists()]
 
 
 def _spawn(settings: Settings, kind: str, *extra: str) -> subprocess.Popen[bytes]:
@@ -118,7 +126,7 @@ def headless(app: AppContext) -> int:
     return 0 if all(r["state"] == "finished" for r in results) else 1
 
 
-def interactive(app: AppContext, workers: int, copies: int) -> None:
+def interactive(app: AppContext, workers: int, copies: int, paced: bool = True) -> None:
     from wgops.aclient import AsyncClient
     from wgops.daemon.circus_config import Plan
     from wgops.daemon.supervisor import Supervisor
@@ -134,24 +142,33 @@ def interactive(app: AppContext, workers: int, copies: int) -> None:
     else:
         click.echo("the daemons already run; submitting the examples to them")
 
+    paths = example_paths(paced)
+    long_once = [p for p in paths if p.name == "demo_long.yaml"]
+    others = [p for p in paths if p not in long_once]
+
     async def submit_all() -> int:
         n = 0
         async with AsyncClient(settings=settings, actor="demo") as client:
+            for path in long_once:                   # the long task: once is enough
+                await client.submit(path)
+                n += 1
             for _ in range(copies):
-                for path in example_paths():
+                for path in others:
                     await client.submit(path)
                     n += 1
         return n
 
     n = app.run(submit_all())
-    click.echo(f"submitted {n} example graphs; opening the console")
+    pace = "paced: tasks take seconds, a few fail and retry" if paced else "instant"
+    click.echo(f"submitted {n} example graphs ({pace}); opening the console")
     from wgops.console.app import WgopsApp
     from wgops.console.data.backend import LiveBackend
     from wgops.store.db import Store
 
     stop = threading.Event()
-    trickle = threading.Thread(target=_trickle, args=(settings, stop), name="demo-trickle",
-                               daemon=True)
+    trickle = threading.Thread(target=_trickle, args=(settings, stop, others,
+                                                      PACED_TRICKLE if paced else 3.0),
+                               name="demo-trickle", daemon=True)
     trickle.start()
     try:
         WgopsApp(LiveBackend(settings, Store(settings.db_url))).run()
@@ -162,12 +179,11 @@ def interactive(app: AppContext, workers: int, copies: int) -> None:
                "wgops daemon stop)")
 
 
-def _trickle(settings: Settings, stop: threading.Event, every: float = 3.0,
-             most: int = 200) -> None:
+def _trickle(settings: Settings, stop: threading.Event, paths: list[Path],
+             every: float = 3.0, most: int = 200) -> None:
     """While the console is open, keep example graphs flowing: one every few seconds."""
     from wgops.client import Client
 
-    paths = example_paths()
     with Client(settings=settings, actor="demo") as client:
         for i in range(most):
             if stop.wait(every):
@@ -184,10 +200,12 @@ def _trickle(settings: Settings, stop: threading.Event, every: float = 3.0,
 @click.option("--workers", type=click.IntRange(1, 16), default=2, show_default=True)
 @click.option("--copies", type=click.IntRange(1, 100), default=3, show_default=True,
               help="How many times each example graph is submitted.")
+@click.option("--fast", is_flag=True,
+              help="The instant examples instead of the paced ones (tasks of seconds).")
 @click.pass_obj
 def demo(app: AppContext, headless_: bool = False, workers: int = 2, copies: int = 3,
-         **kw: Any) -> None:
+         fast: bool = False, **kw: Any) -> None:
     """Daemons, the example graphs flowing, and the console."""
     if kw.get("headless") or headless_:
         raise click.exceptions.Exit(headless(app))
-    interactive(app, workers, copies)
+    interactive(app, workers, copies, paced=not fast)

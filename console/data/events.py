@@ -11,33 +11,23 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
-import socket
 import threading
 import time
 from collections import Counter, deque
 from collections.abc import Callable
 from typing import Any
 
-import aio_pika
-import aiormq
-from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractRobustConnection
-
 from wgops.console.data.model import Connection, EventBatch, EventRow
 from wgops.daemon.protocol import Names
-from wgops.daemon.signing import Signer
+from wgops.daemon.subscription import EventSubscription
 from wgops.store.config import Settings, mask_url
-from wgops.store.errors import ProtocolError
 
 logger = logging.getLogger(__name__)
 
 QUEUE_MAX = 2000            # x-max-length of the console's own events queue
 KEEP = 500                  # events kept per drain (the rest are counted as dropped)
 RATE_WINDOW = 10            # seconds of per-topic counts kept for rates
-RECONNECT_INTERVAL = 1.0    # seconds between reconnection attempts once connected
 DEPTH_TIMEOUT = 2.0         # seconds a queue depth may take
-ERRORS = (ConnectionError, OSError, asyncio.TimeoutError, aiormq.exceptions.AMQPError,
-          aio_pika.exceptions.AMQPException)
 
 
 def parse_event(body: bytes) -> EventRow | None:
@@ -121,147 +111,53 @@ class EventBuffer:
 
 
 class BrokerLink:
-    """One robust AMQP connection for events and depths.
+    """The console's broker link: a :class:`~wgops.daemon.subscription.EventSubscription`
+    (its own thread and event loop, a robust connection, the capped exclusive queue, queue
+    depths by passive declare) feeding the :class:`EventBuffer` the UI drains.
 
-    The first connection is retried with back-off until the broker answers; from then on
-    aio-pika's robust connection reconnects by itself and restores the console's queue, its
-    binding and its consumer. Every (re)connection bumps :attr:`generation`, so the UI
-    catches up from the database. It runs on its own thread with its own event loop
-    (:meth:`run_in_thread`), so decoding hundreds of messages a second never delays a key
-    press on the UI's loop; the UI reads the coalesced :class:`EventBuffer` and asks for
-    depths through :meth:`depth_from`.
-    """
+    Every (re)connection bumps :attr:`generation`, so the UI catches up from the database;
+    decoding hundreds of messages a second happens on the subscription's thread, never on the
+    UI's loop."""
 
     def __init__(self, settings: Settings, buffer: EventBuffer | None = None,
                  queue_max: int = QUEUE_MAX):
         self.settings = settings
         self.names = Names(settings.namespace)
         self.buffer = buffer or EventBuffer()
-        self.queue_max = queue_max
-        self.connection: AbstractRobustConnection | None = None
-        self._depth_channel: AbstractChannel | None = None
-        self.state = Connection(False, mask_url(settings.broker_url), "connecting")
-        self.generation = 0            # bumped on every (re)connection: the UI catches up
-        self.queue_name = f"{self.names.ns}.console.{socket.gethostname()}.{os.getpid()}"
-        self.signer = Signer(settings.message_key)
+        self.subscription = EventSubscription(settings, "console", self._on_body,
+                                              queue_max=queue_max)
+        self._stop = threading.Event()
+        self._url = mask_url(settings.broker_url)
 
-    async def run(self, max_delay: float = 10.0) -> None:
-        """Connect and subscribe (retrying with back-off), then follow until cancelled."""
-        delay = 0.5
-        try:
-            while self.connection is None:
-                try:
-                    await self._connect()
-                except ERRORS as exc:
-                    await self.close()
-                    detail = f"{type(exc).__name__}: {exc}".strip(": ")[:120]
-                    retry_at = time.strftime("%H:%M:%S", time.localtime(time.time() + delay))
-                    self.state = Connection(False, self.state.url,
-                                            f"{detail}; retry at {retry_at}")
-                    await asyncio.sleep(delay)
-                    delay = min(max_delay, delay * 2)
-            await asyncio.Event().wait()
-        finally:
-            await self.close()
+    @property
+    def queue_name(self) -> str:
+        return self.subscription.queue_name
 
-    async def _connect(self) -> None:
-        connection = await aio_pika.connect_robust(
-            self.settings.broker_url, timeout=5, reconnect_interval=RECONNECT_INTERVAL,
-            client_properties={"connection_name": f"wgops-console-{os.getpid()}"})
-        self.connection = connection
-        connection.close_callbacks.add(self._lost)
-        connection.reconnect_callbacks.add(self._back)
-        channel = await connection.channel()
-        exchange = await channel.declare_exchange(self.names.events, aio_pika.ExchangeType.TOPIC,
-                                                  durable=True)
-        queue = await channel.declare_queue(
-            self.queue_name, exclusive=True, auto_delete=True,
-            arguments={"x-max-length": self.queue_max, "x-overflow": "drop-head"})
-        await queue.bind(exchange, routing_key="#")
-        await queue.consume(self._on_message, no_ack=True)
-        self._back()
+    @property
+    def generation(self) -> int:
+        return self.subscription.generation
 
-    def _lost(self, *_: Any) -> None:
-        self._depth_channel = None
-        self.state = Connection(False, self.state.url, "connection lost; reconnecting every "
-                                f"{RECONNECT_INTERVAL:.0f}s")
+    @property
+    def state(self) -> Connection:
+        sub = self.subscription
+        return Connection(sub.connected, self._url, "" if sub.connected else sub.error)
 
-    def _back(self, *_: Any) -> None:
-        self.generation += 1
-        self.state = Connection(True, self.state.url, "")
-
-    async def _on_message(self, message: AbstractIncomingMessage) -> None:
-        try:
-            self.signer.verify(message.body, message.headers)
-        except ProtocolError:
-            return                            # not from this installation's daemons
-        event = parse_event(message.body)
+    def _on_body(self, body: bytes) -> None:
+        event = parse_event(body)
         if event is not None:
             self.buffer.add(event)
 
     async def run_in_thread(self) -> None:
-        """Run :meth:`run` on a dedicated thread until the calling task is cancelled."""
-        ready = threading.Event()
-
-        def main() -> None:
-            loop = asyncio.new_event_loop()
-            self._loop = loop
-            ready.set()
-            try:
-                loop.run_until_complete(self._until_stopped())
-            finally:
-                loop.close()
-
-        self._stop = threading.Event()
-        thread = threading.Thread(target=main, name="console-broker", daemon=True)
-        thread.start()
-        await asyncio.to_thread(ready.wait)
+        """Run the subscription until the calling task is cancelled (or :attr:`_stop` set)."""
+        await asyncio.to_thread(self.subscription.start)
         try:
             await asyncio.to_thread(self._stop.wait)
         finally:
             self._stop.set()
-            await asyncio.to_thread(thread.join, 10)
-
-    async def _until_stopped(self) -> None:
-        task = asyncio.ensure_future(self.run())
-        while not self._stop.is_set():
-            await asyncio.sleep(0.1)
-        task.cancel()
-        try:
-            await task
-        except asyncio.CancelledError:
-            pass
+            await asyncio.to_thread(self.subscription.stop)
 
     async def depth_from(self, queue: str) -> tuple[int, int] | None:
-        """:meth:`depth`, called from another loop than the link's."""
-        loop = getattr(self, "_loop", None)
-        if loop is None or loop.is_closed():
-            return None
-        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(self.depth(queue),
-                                                                          loop))
-
-    async def depth(self, queue: str) -> tuple[int, int] | None:
-        """(messages, consumers) by passive declare; None if the queue does not exist."""
-        if self.connection is None or self.connection.is_closed or not self.state.ok:
-            return None
-        try:
-            async with asyncio.timeout(DEPTH_TIMEOUT):
-                if self._depth_channel is None or self._depth_channel.is_closed:
-                    self._depth_channel = await self.connection.channel()
-                # not robust: a passive declare is a question, not something to restore
-                declared = await self._depth_channel.declare_queue(queue, passive=True,
-                                                                   robust=False)
-        except aio_pika.exceptions.ChannelClosed:
-            self._depth_channel = None       # a 404 closes the channel
-            return None
-        result = declared.declaration_result
-        return result.message_count or 0, result.consumer_count or 0
-
-    async def close(self) -> None:
-        connection, self.connection = self.connection, None
-        self._depth_channel = None
-        if connection is not None and not connection.is_closed:
-            try:
-                await connection.close()
-            except Exception:  # noqa: BLE001 - closing a broken connection
-                logger.debug("closing the console's broker connection", exc_info=True)
+        """(messages, consumers) of ``queue``; None if it does not exist or the broker does
+        not answer."""
+        depths = await asyncio.to_thread(self.subscription.depths, [queue], DEPTH_TIMEOUT)
+        return None if depths is None else depths.get(queue)

@@ -42,7 +42,12 @@ class ConsoleHost(Protocol):
 
 
 class ConsoleScreen(Screen[None]):
-    """Base of the full screens: data arrives as attributes set by the app."""
+    """Base of the full screens: data arrives as attributes set by the app.
+
+    ``COMMANDS_HELP`` ({action: what it does}) names the screen's own bindings that the
+    command palette and ``?`` list besides the graph actions."""
+
+    COMMANDS_HELP: dict[str, str] = {}
 
     @property
     def console(self) -> ConsoleHost:
