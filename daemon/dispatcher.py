@@ -133,7 +133,12 @@ class Dispatcher:
         if needed:
             values.update(await self.db.read(loading.results, run.id, needed))
         leaf: list[tuple[Item, Node, RunTask]] = []
+        seen: set[int] = set()
         for item, node in items:
+            if node.id in seen or node.state not in ("waiting", "queued") or (
+                    node.mapped and node.state != "waiting"):
+                continue                      # queued twice, or moved on while we awaited
+            seen.add(node.id)
             spec = specs[node.id]
             try:
                 if node.map_of is None and node.state == "waiting":

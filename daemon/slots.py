@@ -13,8 +13,10 @@ import multiprocessing
 import os
 import select
 import signal
+import struct
 import traceback
 from multiprocessing.connection import Connection
+from multiprocessing.reduction import ForkingPickler
 from typing import Any
 
 from wgops.daemon import allow
@@ -45,6 +47,28 @@ def _child(conn: Connection, task_path: tuple[str, ...]) -> None:
                        traceback.format_exc()))
 
 
+READ_SIZE = 1 << 16
+_SIZE = struct.Struct("!i")
+_LONG_SIZE = struct.Struct("!Q")
+
+
+def _frame(buffer: bytearray) -> tuple[int, bytes] | None:
+    """A whole message at the start of ``buffer`` in multiprocessing's framing (a 4-byte
+    length, or -1 and an 8-byte one): (bytes it takes, its payload), or None if incomplete."""
+    if len(buffer) < _SIZE.size:
+        return None
+    (size,) = _SIZE.unpack_from(buffer)
+    start = _SIZE.size
+    if size == -1:
+        if len(buffer) < start + _LONG_SIZE.size:
+            return None
+        (size,) = _LONG_SIZE.unpack_from(buffer, start)
+        start += _LONG_SIZE.size
+    if len(buffer) < start + size:
+        return None
+    return start + size, bytes(buffer[start:start + size])
+
+
 class Slot:
     """A slot process and its pipe. The event loop watches the pipe for as long as the slot
     lives (registered once, not per call): a reply, or the EOF of a dead process, resolves
@@ -58,6 +82,7 @@ class Slot:
         child.close()
         self.waiter: asyncio.Future[Any] | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
+        self._buffer = bytearray()
         # the process's sentinel is readable once it has exited; polled with one system call
         # (Process.is_alive builds and closes a selector on every call: 4 % of a worker)
         self._exited = select.poll()
@@ -75,26 +100,49 @@ class Slot:
 
     def call(self, request: tuple) -> "asyncio.Future[Any]":
         """Send a request; the future gets the reply (or EOFError/OSError)."""
+        fd = self.conn.fileno()
         if self.loop is None:
             self.loop = asyncio.get_running_loop()
-            self.loop.add_reader(self.conn.fileno(), self._readable)
+            self.loop.add_reader(fd, self._readable)
         self.waiter = self.loop.create_future()
-        self.conn.send(request)
+        # the event loop made the pipe non-blocking; a request is written whole (the idle
+        # slot reads it at once), a reply is read as it comes (_readable)
+        os.set_blocking(fd, True)
+        try:
+            self.conn.send(request)
+        finally:
+            os.set_blocking(fd, False)
         return self.waiter
 
     def _readable(self) -> None:
-        waiter, self.waiter = self.waiter, None
+        """Read what the pipe holds; a reply resolves the call once it is whole (a reply
+        over 16 KiB is written in two parts, and the second may not be there yet)."""
         try:
-            reply = self.conn.recv()
-        except BaseException as exc:  # noqa: BLE001 - EOF from a dead slot
-            assert self.loop is not None
-            self.loop.remove_reader(self.conn.fileno())   # EOF stays readable: stop watching
-            self.loop = None
-            if waiter is not None and not waiter.done():
-                waiter.set_exception(exc)
+            data = os.read(self.conn.fileno(), READ_SIZE)
+        except BlockingIOError:
             return
+        except OSError as exc:
+            self._broken(exc)
+            return
+        if not data:
+            self._broken(EOFError("the slot process closed its pipe"))
+            return
+        self._buffer += data
+        while (frame := _frame(self._buffer)) is not None:
+            size, payload = frame
+            del self._buffer[:size]
+            waiter, self.waiter = self.waiter, None
+            if waiter is not None and not waiter.done():
+                waiter.set_result(ForkingPickler.loads(payload))
+
+    def _broken(self, exc: BaseException) -> None:
+        """EOF from a dead slot (or a broken pipe): fail the call in progress."""
+        waiter, self.waiter = self.waiter, None
+        assert self.loop is not None
+        self.loop.remove_reader(self.conn.fileno())   # EOF stays readable: stop watching
+        self.loop = None
         if waiter is not None and not waiter.done():
-            waiter.set_result(reply)
+            waiter.set_exception(exc)
 
     def kill(self) -> None:
         if self.loop is not None and not self.conn.closed:

@@ -111,7 +111,8 @@ def show_graph(graph_id: int) -> dict[str, Any]:
     reasons = waiting_reasons(graph, tasks)
     children = {g.parent_task_id: g.id for g in
                 Graph.select(Graph.id, Graph.parent_task)
-                .where(Graph.parent_task.in_([t.id for t in tasks if t.kind == "graph"]))}
+                .where(Graph.parent_task.in_([t.id for t in tasks
+                                              if t.kind in ("graph", "build")]))}
     out_tasks = []
     for task in tasks:
         row = task_json(task)

@@ -105,3 +105,80 @@ async def async_big_result(size: int) -> str:
 def exit_now(code: int = 3) -> None:
     """Ends its own (slot) process at once, as a segfault or the OOM killer would."""
     os._exit(code)
+
+
+# -- run-time shapes ----------------------------------------------------------------------------
+
+def numbers(n: int, start: int = 1) -> dict:
+    """{"xs": [start, ..., start + n - 1]}: a list known only at run time."""
+    return {"xs": list(range(start, start + n)), "n": n}
+
+
+def square(x: float) -> float:
+    return x * x
+
+
+def square_or_fail(x: int, bad: int) -> int:
+    if x == bad:
+        raise ValueError(f"{x} is bad")
+    return x * x
+
+
+def total(xs: list) -> float:
+    return sum(xs)
+
+
+def check(value: float, limit: float) -> dict:
+    return {"big": value > limit, "value": value}
+
+
+def countdown_graph(n: int, tag: str = "") -> dict:
+    """A builder: a graph that records ``n`` and, while ``n`` > 0, builds the next level
+    (a loop written as recursion). Its output ``steps`` counts the levels below."""
+    doc: dict = {"name": f"countdown-{n}", "tasks": {
+        "here": {"run": "tests.tasks:add", "args": {"a": n, "b": 0}}}}
+    if n > 0:
+        doc["tasks"]["next"] = {"build": "tests.tasks:countdown_graph",
+                                "args": {"n": n - 1, "tag": tag}}
+        doc["tasks"]["count"] = {"run": "tests.tasks:add",
+                                 "args": {"a": "${next.steps}", "b": 1}}
+        doc["outputs"] = {"steps": "${count}", "n": "${here}"}
+    else:
+        doc["outputs"] = {"steps": 0, "n": "${here}"}
+    return doc
+
+
+def converge(x: float, target: float, step: float = 0.5) -> dict:
+    """A builder of a convergence loop: one relaxation step; another level while not close."""
+    nxt = x + (target - x) * step
+    doc: dict = {"name": "converge", "tasks": {
+        "step": {"run": "tests.tasks:add", "args": {"a": nxt, "b": 0}}}}
+    if abs(target - nxt) > 0.01:
+        doc["tasks"]["again"] = {"build": "tests.tasks:converge",
+                                 "args": {"x": nxt, "target": target, "step": step}}
+        doc["outputs"] = {"x": "${again.x}"}
+    else:
+        doc["outputs"] = {"x": "${step}"}
+    return doc
+
+
+def bad_graph() -> dict:
+    return {"name": "bad", "tasks": {"a": {"run": "tests.tasks:noop", "after": ["ghost"]}}}
+
+
+def not_a_graph() -> list:
+    return [1, 2, 3]
+
+
+def builder_fails() -> dict:
+    raise RuntimeError("the builder broke")
+
+
+def python_graph(n: int) -> object:
+    """A builder returning a wgops.Graph (built in Python)."""
+    import wgops
+
+    g = wgops.Graph("from-python")
+    a = g.task("a", "tests.tasks:add", {"a": n, "b": 1})
+    g.outputs(value=a)
+    return g

@@ -79,3 +79,30 @@ async def test_a_slot_that_died_while_idle_is_not_handed_a_task(pool: SlotProces
     assert await run(pool, "tests.tasks:add", a=3, b=4) == "7"
     assert pool.idle and not set(pool.idle) & set(dead)
     assert all(s.alive() and s.process.is_alive() for s in pool.idle)
+
+
+@pytest.mark.parametrize("loop", ["uvloop", "asyncio"])
+def test_replies_and_requests_of_every_size_arrive_whole(loop: str) -> None:
+    """A reply over 16 KiB is written in two parts; the loop's non-blocking pipe must wait for
+    the second (it once failed such a task with "the task's process died")."""
+    import uvloop
+
+    async def main() -> list[int]:
+        slots = SlotProcesses(3, (ROOT,))
+        slots.start()
+        try:
+            sizes = [10, 4000, 16_380, 16_390, 70_000, 900_000]
+            results = await asyncio.gather(*(
+                slots.run(i, "tests.tasks:big_result", {"size": size}, 30, 2_000_000)
+                for i, size in enumerate(sizes * 3)))
+            echoed = await slots.run(99, "tests.tasks:total", {"xs": [1] * 300_000}, 30,
+                                     2_000_000)             # a request of about 1 MB
+            return [len(r) for r in results] + [int(float(echoed))]
+        finally:
+            slots.close()
+
+    runner = asyncio.Runner(loop_factory=uvloop.new_event_loop if loop == "uvloop" else None)
+    with runner:
+        lengths = runner.run(main())
+    assert lengths[:-1] == [size + 2 for size in [10, 4000, 16_380, 16_390, 70_000, 900_000] * 3]
+    assert lengths[-1] == 300_000
