@@ -70,3 +70,70 @@ def test_stall_checks_back_off_until_news() -> None:
     assert run.stall_due(10 + 80, 5)                 # capped at x16
     run.mark(run.nodes[1], "finished", 100)
     assert run.quiet_checks == 0
+
+
+def shaped(tasks: list[tuple[str, list[str], dict]], states: dict[str, str] | None = None,
+           copies: list[tuple[str, str, int]] = (), conditions: set[str] = frozenset()) \
+        -> GraphRun:
+    """Tasks (name, deps, spec) and copies (name, of, index) as a scheduler loads them."""
+    states = states or {}
+    rows = [TaskRow(i + 1, name, "python", json.dumps(spec), deps, "default",
+                    states.get(name, "waiting"), 0, None, condition_false=name in conditions)
+            for i, (name, deps, spec) in enumerate(tasks)]
+    ids = {r.name: r.id for r in rows}
+    for j, (name, of, index) in enumerate(copies):
+        rows.append(TaskRow(100 + j, name, "python", json.dumps({"item": index, "index": index}),
+                            [], "default", states.get(name, "waiting"), 0, None, ids[of],
+                            index))
+    return GraphRun(GraphRow(1, 0, "running", 0, None, 1, 0, {"outputs": {}}, {}, rows, {}),
+                    now=0)
+
+
+def test_a_copy_counts_down_its_mapped_task_and_never_its_siblings() -> None:
+    run = shaped([("p", [], {"run": "m:f"}),
+                  ("sq", ["p"], {"run": "m:f", "map": "${p.xs}", "args": {"x": "${item}"}}),
+                  ("t", ["sq"], {"run": "m:f", "args": {"v": "${sq}"}})],
+                 {"p": "finished", "sq": "running", "sq[1]": "finished"},
+                 [("sq[0]", "sq", 0), ("sq[1]", "sq", 1), ("sq[2]", "sq", 2)])
+    sq, t = run.nodes[run.by_name["sq"]], run.nodes[run.by_name["t"]]
+    assert sq.mapped and (sq.open_copies, sq.failed_copies) == (2, 0)
+    assert run.ready() == [] and run.open == 4              # sq, two copies, t
+    copy0, copy2 = run.nodes[run.by_name["sq[0]"]], run.nodes[run.by_name["sq[2]"]]
+    assert run.mark(copy0, "finished", 1) == [] and sq.open_copies == 1
+    assert run.mark(copy2, "failed", 2) == [] and (sq.open_copies, sq.failed_copies) == (0, 1)
+    assert run.bad == 1 and t.remaining == 1                 # the scheduler closes sq now
+    assert names(run.mark(sq, "finished", 3)) == ["t"]
+
+
+def test_a_false_condition_skips_data_dependents_and_lets_after_run() -> None:
+    run = shaped([("c", [], {"run": "m:f"}),
+                  ("w", ["c"], {"run": "m:f", "when": "${c.ok}"}),
+                  ("uses", ["w"], {"run": "m:f", "args": {"v": "${w}"}}),
+                  ("deeper", ["uses"], {"run": "m:f", "args": {"v": "${uses.x}"}}),
+                  ("later", ["w"], {"run": "m:f", "after": ["w"]}),
+                  ("both", ["later", "uses"], {"run": "m:f", "args": {"v": "${later}"},
+                                               "after": ["uses"]})],
+                 {"c": "finished"})
+    w = run.nodes[run.by_name["w"]]
+    assert names(run.mark(w, "skipped", 1, condition_false=True)) == ["later"]
+    assert run.bad == 0
+    closure = run.condition_closure([w])
+    assert names(closure) == ["deeper", "uses"]        # later, and both, only come after
+    for node in closure:
+        run.mark(node, "skipped", 2, condition_false=True)
+    later = run.nodes[run.by_name["later"]]
+    run.mark(later, "finished", 3)
+    assert run.nodes[run.by_name["both"]].remaining == 0
+    assert run.final_state() == "finished"
+    assert run.condition_skipped_names() == {"w", "uses", "deeper"}
+
+
+def test_reloaded_condition_skips_are_not_failures_and_unmet_ones_are_found() -> None:
+    tasks = [("w", [], {"run": "m:f", "when": "${inputs.x}"}),
+             ("uses", ["w"], {"run": "m:f", "args": {"v": "${w}"}}),
+             ("later", ["w"], {"run": "m:f", "after": ["w"]})]
+    plain = shaped(tasks, {"w": "skipped"})
+    assert names(plain.doomed()) == ["later", "uses"] and plain.bad == 1
+    run = shaped(tasks, {"w": "skipped"}, conditions={"w"})
+    assert run.bad == 0 and run.doomed() == []
+    assert names(run.unmet()) == ["uses"] and names(run.ready()) == ["later"]

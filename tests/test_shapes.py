@@ -12,7 +12,7 @@ from tests.cluster import Cluster, wait_for
 
 
 @pytest.fixture
-def up(cluster: Cluster, db_url: str) -> Cluster:
+def up(db_url: str, cluster: Cluster) -> Cluster:
     """A scheduler and a worker of 4 slots on the parametrised database (max_map 10,
     max_depth 6)."""
     cluster.env.update({"WGOPS_DB_URL": db_url, "WGOPS_MAX_MAP": "10", "WGOPS_MAX_DEPTH": "6"})

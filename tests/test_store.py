@@ -586,3 +586,93 @@ def test_spawned_child_is_returned_as_load_tree_reads_it(store: Store) -> None:
     assert [row] == loading.load_tree(row.id, "s1")
     assert row.inputs == {"density": 2} and row.parent_task == task.id and row.depth == 1
     assert Task.get_by_id(task.id).state == "running"
+
+
+# -- run-time shapes --------------------------------------------------------------------------
+
+MAPPED = normalise({"name": "mapped", "tasks": {
+    "p": {"run": "tests.tasks:numbers", "args": {"n": 3}},
+    "sq": {"map": "${p.xs}", "run": "tests.tasks:square", "args": {"x": "${item}"},
+           "retries": 2, "pool": "io"},
+    "b": {"build": "tests.tasks:countdown_graph", "args": {"n": 1}}}}, "test")
+
+
+def test_a_map_expands_once_fenced_and_closes_with_results_in_order(store: Store) -> None:
+    from wgops.store import shapes
+
+    g = submit(store, MAPPED, owner="s1", state="running")
+    sq = Task.get(Task.graph == g.id, Task.name == "sq")
+    spec = MAPPED["tasks"]["sq"]
+    with store.write():
+        assert shapes.expand_map(g.id, "s2", g.epoch, sq.id, "sq", "python", "io", spec,
+                                 [1, 2, 3], 1.0) is None           # not its owner
+        rows = shapes.expand_map(g.id, "s1", g.epoch, sq.id, "sq", "python", "io", spec,
+                                 [{"a": 1}, 2, 3], 1.0)
+        assert shapes.expand_map(g.id, "s1", g.epoch, sq.id, "sq", "python", "io", spec,
+                                 [1, 2, 3], 1.0) is None           # no longer waiting
+    assert [(r.name, r.map_index, r.map_of, r.pool) for r in rows] == [
+        (f"sq[{i}]", i, sq.id, "io") for i in range(3)]
+    assert json.loads(rows[0].spec) == {"kind": "python", "run": "tests.tasks:square",
+                                        "retries": 2, "pool": "io", "item": {"a": 1},
+                                        "index": 0, "retry_delay": 0.0, "timeout": None}
+    assert Task.get_by_id(sq.id).state == "running"
+    with store.write():
+        assert shapes.close_map(g.id, "s1", g.epoch, sq.id, 2.0) is None   # copies open
+    for row, result in zip(rows, ['{"a":1}', "4", "9"]):
+        Task.update(state="finished", result=result).where(Task.id == row.id).execute()
+    with store.write():
+        assert shapes.close_map(g.id, "s1", g.epoch, sq.id, 3.0) == "finished"
+    assert json.loads(Task.get_by_id(sq.id).result) == [{"a": 1}, 4, 9]
+
+
+def test_a_map_closes_failed_naming_its_failed_copies(store: Store) -> None:
+    from wgops.store import shapes
+
+    g = submit(store, MAPPED, owner="s1", state="running")
+    sq = Task.get(Task.graph == g.id, Task.name == "sq")
+    with store.write():
+        rows = shapes.expand_map(g.id, "s1", g.epoch, sq.id, "sq", "python", "io",
+                                 MAPPED["tasks"]["sq"], [1, 2, 3], 1.0)
+    for row, state in zip(rows, ["finished", "failed", "killed"]):
+        Task.update(state=state).where(Task.id == row.id).execute()
+    with store.write():
+        assert shapes.close_map(g.id, "s1", g.epoch, sq.id, 2.0) == "failed"
+    assert json.loads(Task.get_by_id(sq.id).error)["message"] == "copies failed: sq[1], sq[2]"
+
+
+def test_condition_skips_and_an_empty_map_do_not_fail(store: Store) -> None:
+    from wgops.store import shapes
+
+    g = submit(store, MAPPED, owner="s1", state="running")
+    ids = {t.name: t.id for t in Task.select().where(Task.graph == g.id)}
+    with store.write():
+        assert shapes.skip_condition(g.id, "s1", g.epoch, [ids["b"]], 1.0)
+        assert shapes.finish_in_scheduler(g.id, "s1", g.epoch, ids["sq"], [], 1.0)
+        assert not shapes.skip_condition(g.id, "s2", g.epoch, [ids["p"]], 1.0)
+    b, sq = Task.get_by_id(ids["b"]), Task.get_by_id(ids["sq"])
+    assert (b.state, b.condition_false, json.loads(b.error)["message"]) == (
+        "skipped", True, "condition false")
+    assert (sq.state, sq.result) == ("finished", "[]")
+
+
+def test_a_built_document_is_spawned_once_as_the_tasks_nested_graph(store: Store) -> None:
+    from wgops.store import execution, loading, shapes
+
+    g = submit(store, MAPPED, owner="s1", state="running")
+    b = Task.get(Task.graph == g.id, Task.name == "b")
+    Task.update(state="running", attempts=1, worker="w1").where(Task.id == b.id).execute()
+    assert shapes.built_document(b.id) is None                      # its builder runs
+    child_doc = normalise({"name": "built", "tasks": {"a": {"run": "tests.tasks:noop"}}}, "t")
+    with store.write():
+        assert execution.built(b.id, 1, "w2", "{}", 1.0) is False  # not its worker
+        assert execution.built(b.id, 1, "w1", json.dumps({"name": "built"}), 1.0) == "s1"
+    assert shapes.built_document(b.id) == {"name": "built"}
+    assert Task.get_by_id(b.id).worker is None
+    with store.write():
+        assert shapes.spawn_built(g.id, "s2", g.epoch, b.id, child_doc, 0, g.id, 0, 2.0) \
+            is None
+        row = shapes.spawn_built(g.id, "s1", g.epoch, b.id, child_doc, 0, g.id, 0, 2.0)
+    assert row is not None and row.parent_task == b.id and row.depth == 1
+    assert [row] == loading.load_tree(row.id, "s1")
+    tree = loading.load_tree(g.id, "s1")
+    assert tree[0].child_of == {b.id: row.id}
