@@ -243,3 +243,49 @@ def test_importing_wgops_loads_the_api_only_on_use() -> None:
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
                          timeout=60, cwd="/", check=True).stdout
     assert out.strip() == "[] []"
+
+
+SHAPES_YAML = """
+name: shapes
+inputs: {n: 5}
+tasks:
+  parts: {run: tests.tasks:numbers, args: {n: "${inputs.n}"}}
+  sq:
+    run: tests.tasks:square
+    args: {x: "${item}"}
+    map: "${parts.xs}"
+  at: {shell: "echo ${index}=${item}", map: "${parts.xs}"}
+  check: {run: tests.tasks:check, args: {value: "${inputs.n}", limit: 3}}
+  big: {run: tests.tasks:add, args: {a: 1, b: 2}, when: "${check.big}"}
+  loop: {build: tests.tasks:countdown_graph, args: {n: 3}, after: [big]}
+outputs: {squares: "${sq}", steps: "${loop.steps}"}
+"""
+
+
+def test_the_run_time_shapes_in_python_are_the_yaml_document() -> None:
+    g = wgops.Graph("shapes", inputs={"n": 5})
+    parts = g.task("parts", tasks.numbers, {"n": g.inputs["n"]})
+    sq = g.task("sq", tasks.square, {"x": wgops.ITEM}, map=parts["xs"])
+    g.shell("at", f"echo {wgops.INDEX}={wgops.ITEM}", map=parts["xs"])
+    check = g.task("check", "tests.tasks:check", {"value": g.inputs["n"], "limit": 3})
+    big = g.task("big", tasks.add, {"a": 1, "b": 2}, when=check["big"])
+    loop = g.build("loop", tasks.countdown_graph, {"n": 3}, after=[big])
+    g.outputs(squares=sq, steps=loop["steps"])
+    assert g.document() == yaml.safe_load(SHAPES_YAML)
+    assert wgops.Graph.from_document(yaml.safe_load(SHAPES_YAML)).document() == g.document()
+
+
+def test_shape_mistakes_in_python_get_the_documents_messages() -> None:
+    g = wgops.Graph("bad")
+    g.task("a", tasks.square, {"x": wgops.ITEM})
+    with pytest.raises(wgops.InvalidDocument, match="only known in a mapped task"):
+        g.document()
+    g = wgops.Graph("bad")
+    with pytest.raises(wgops.InvalidDocument, match="build must be 'module:function'"):
+        g.build("b", "not a target")
+    with pytest.raises(wgops.InvalidDocument, match="'item' and 'index' are reserved"):
+        g.task("item", tasks.square)
+    g = wgops.Graph("bad")
+    g.task("a", tasks.square, {"x": 1}, map="xs")
+    with pytest.raises(wgops.InvalidDocument, match="map must be a reference"):
+        g.document()

@@ -12,6 +12,8 @@ The public API (DESIGN §10, docs/python-api.md)::
         print(client.wait(graph_id, timeout=60)["outputs"])
 
 * :class:`Graph` builds a graph document in Python (:mod:`wgops.graph`);
+* :data:`ITEM` and :data:`INDEX` are a mapped task's element and its position
+  (``g.task("sq", square, {"x": wgops.ITEM}, map=parts["xs"])``);
 * :class:`Client` and :class:`AsyncClient` submit graphs and operate them
   (:mod:`wgops.client`, :mod:`wgops.aclient`);
 * every error raised on purpose is a :class:`WgopsError`: :class:`InvalidDocument` (also a
@@ -48,11 +50,14 @@ if TYPE_CHECKING:
     from wgops.aclient import AsyncClient
     from wgops.client import Client
     from wgops.graph import Graph
+    from wgops.references import INDEX, ITEM
 
-_LAZY = {"Graph": "wgops.graph", "Client": "wgops.client", "AsyncClient": "wgops.aclient"}
+_LAZY = {"Graph": "wgops.graph", "Client": "wgops.client", "AsyncClient": "wgops.aclient",
+         "ITEM": "wgops.references", "INDEX": "wgops.references"}
 
-__all__ = ["AsyncClient", "Client", "ConfigError", "Conflict", "Graph", "InvalidDocument",
-           "NotFound", "Unreachable", "WaitTimeout", "WgopsError", "__version__"]
+__all__ = ["INDEX", "ITEM", "AsyncClient", "Client", "ConfigError", "Conflict", "Graph",
+           "InvalidDocument", "NotFound", "Unreachable", "WaitTimeout", "WgopsError",
+           "__version__"]
 
 
 def __getattr__(name: str) -> Any:

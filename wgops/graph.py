@@ -12,9 +12,13 @@ Python round-trip.
     g.outputs(total=b)
     g.document()        # {"name": "diamond", "inputs": {"n": 10}, "tasks": {...}, ...}
 
-A task is an entry of document keys: its kind (``run``, ``shell`` or ``graph``), ``args``,
-then its options (:data:`OPTIONS`). The run-time shapes (``map=``, ``when=``, a ``build``
-task) are one more option each and one more kind, added the same way.
+A task is an entry of document keys: its kind (``run``, ``shell``, ``graph`` or ``build``),
+``args``, then its options (:data:`OPTIONS`). Shapes decided at run time::
+
+    parts = g.task("parts", "mylab.tasks:chunks", {"n": 5})
+    sq = g.task("sq", mul, {"x": wgops.ITEM, "y": wgops.ITEM}, map=parts["xs"])
+    big = g.task("big", add, {"x": 1, "y": 2}, when=check["big"])
+    g.build("refine", "mylab.tasks:refine_graph", {"x": sq})   # returns a document
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ from pathlib import Path
 from typing import Any, TypeAlias
 
 from wgops.references import Inputs, Reference, TaskHandle
-from wgops.store.document import NAME_RE, Reading, load_document, normalise
+from wgops.store.document import NAME_RE, RESERVED, Reading, load_document, normalise
 from wgops.store.errors import InvalidDocument
 from wgops.store.parsing import DEFAULT_MAX_BYTES
 from wgops.store.targets import TARGET_RE, is_target
@@ -40,20 +44,23 @@ After: TypeAlias = "TaskHandle | str | Sequence[TaskHandle | str] | None"
 
 #: keyword of ``Graph.task`` / ``shell`` / ``graph`` -> key of the document's task entry
 OPTIONS = {"after": "after", "retries": "retries", "retry_delay": "retry_delay",
-           "timeout": "timeout", "pool": "pool"}
+           "timeout": "timeout", "pool": "pool", "map": "map", "when": "when"}
+#: ``map=`` and ``when=``: a reference (``parts["xs"]``, ``g.inputs["go"]``)
+Shape: TypeAlias = "Reference | str | None"
 
 
-def target_of(graph: str, task: str, target: str | Callable[..., Any]) -> str:
+def target_of(graph: str, task: str, target: str | Callable[..., Any],
+              kind: str = "run") -> str:
     """``"module:function"`` for a ``run`` task of ``graph``: the text as given, or the name
     a worker imports a function by. A function no worker could import by that name is
     refused, with why: a lambda, a function nested in another, one defined in ``__main__``."""
     if isinstance(target, str):
         if not is_target(target):          # the message of the document's validation
-            raise InvalidDocument(f"{graph}: task {task!r}: run must be 'module:function', "
-                                  f"not {target!r}")
+            raise InvalidDocument(f"{graph}: task {task!r}: {kind} must be 'module:function',"
+                                  f" not {target!r}")
         return target
     if not callable(target):
-        raise InvalidDocument(f"{graph}: task {task!r}: run must be 'module:function' or a "
+        raise InvalidDocument(f"{graph}: task {task!r}: {kind} must be 'module:function' or a "
                               f"function, not {target!r}")
     module = getattr(target, "__module__", None)
     qualname = getattr(target, "__qualname__", None)
@@ -131,31 +138,52 @@ class Graph:
     def task(self, name: str, target: str | Callable[..., Any],
              args: Mapping[str, Any] | None = None, *, after: After = None,
              retries: int | None = None, retry_delay: float | None = None,
-             timeout: float | None = None, pool: str | None = None) -> TaskHandle:
+             timeout: float | None = None, pool: str | None = None, map: Shape = None,
+             when: Shape = None) -> TaskHandle:
         """Add a Python task: ``target`` is ``"module:function"`` or an importable function
         (its module and name are what the worker imports). ``args``: keyword arguments,
         references included. ``after``: tasks that must finish first (handles or names).
         ``retries`` (default 0), ``retry_delay`` and ``timeout`` (seconds), ``pool``
-        (default ``default``). Returns the task's handle (a reference to its result)."""
+        (default ``default``). ``map``: a reference to a list known only at run time — one
+        copy per element, ``ITEM`` and ``INDEX`` in ``args``; its result is the list of the
+        copies' results. ``when``: a reference; the task runs only if it is truthy, else it
+        is skipped (which does not fail the graph). Returns the task's handle (a reference
+        to its result)."""
         return self._add(name, "run", target_of(self.name, name, target), args, after=after,
-                         retries=retries, retry_delay=retry_delay, timeout=timeout, pool=pool)
+                         retries=retries, retry_delay=retry_delay, timeout=timeout, pool=pool,
+                         map=map, when=when)
+
+    def build(self, name: str, builder: str | Callable[..., Any],
+              args: Mapping[str, Any] | None = None, *, after: After = None,
+              retries: int | None = None, retry_delay: float | None = None,
+              timeout: float | None = None, pool: str | None = None, map: Shape = None,
+              when: Shape = None) -> TaskHandle:
+        """Add a build task: ``builder`` (``"module:function"`` or an importable function,
+        allow-listed like a task) runs on a worker with ``args`` and returns a graph document
+        (a dict, or a :class:`Graph`); the scheduler validates it and runs it as this task's
+        nested graph, whose outputs are the task's result. A builder may return a graph with
+        another build task: loops and recursion (at most ``max_depth`` levels)."""
+        return self._add(name, "build", target_of(self.name, name, builder, "build"), args,
+                         after=after, retries=retries, retry_delay=retry_delay,
+                         timeout=timeout, pool=pool, map=map, when=when)
 
     def shell(self, name: str, command: str, args: Mapping[str, Any] | None = None, *,
               after: After = None, retries: int | None = None,
               retry_delay: float | None = None, timeout: float | None = None,
-              pool: str | None = None) -> TaskHandle:
+              pool: str | None = None, map: Shape = None, when: Shape = None) -> TaskHandle:
         """Add a shell task. References in ``command`` (f-strings of handles) reach it as
         environment variables, never as command text; its result is ``{stdout, stderr,
         returncode}``. Options as for :meth:`task`."""
         if isinstance(command, Reference):
             command = str(command)
         return self._add(name, "shell", command, args, after=after, retries=retries,
-                         retry_delay=retry_delay, timeout=timeout, pool=pool)
+                         retry_delay=retry_delay, timeout=timeout, pool=pool, map=map,
+                         when=when)
 
     def graph(self, name: str, child: GraphSource, args: Mapping[str, Any] | None = None, *,
               after: After = None, retries: int | None = None,
               retry_delay: float | None = None, timeout: float | None = None,
-              pool: str | None = None) -> TaskHandle:
+              pool: str | None = None, map: Shape = None, when: Shape = None) -> TaskHandle:
         """Add a nested graph, driven by the scheduler (it holds no worker slot): ``child`` is
         a Graph (inlined), a path (relative to ``base``) or a document dict. ``args`` become
         the child's inputs; the task's result is the child's outputs."""
@@ -169,7 +197,8 @@ class Graph:
             raise InvalidDocument(f"task {name!r}: graph must be a Graph, a path or a "
                                   f"document dict, not {type(child).__name__}")
         return self._add(name, "graph", spec, args, after=after, retries=retries,
-                         retry_delay=retry_delay, timeout=timeout, pool=pool)
+                         retry_delay=retry_delay, timeout=timeout, pool=pool, map=map,
+                         when=when)
 
     def outputs(self, **values: Any) -> Graph:
         """Set graph outputs (added to those set before): ``g.outputs(total=d["sum"])``."""
@@ -182,9 +211,10 @@ class Graph:
 
     def _add(self, name: str, kind: str, spec: Any, args: Mapping[str, Any] | None,
              **options: Any) -> TaskHandle:
-        if not isinstance(name, str) or not NAME_RE.fullmatch(name) or name == "inputs":
+        if not isinstance(name, str) or not NAME_RE.fullmatch(name) or name in RESERVED:
             raise InvalidDocument(f"{self.name}: bad task name {name!r} (letters, digits, '_' "
-                                  "and '-', not starting with a digit; 'inputs' is reserved)")
+                                  "and '-', not starting with a digit; 'inputs', 'item' and "
+                                  "'index' are reserved)")
         if name in self._tasks:
             raise InvalidDocument(f"{self.name}: task {name!r} is already defined")
         entry: dict[str, Any] = {kind: spec}
@@ -197,6 +227,8 @@ class Graph:
             value = options.get(keyword)
             if value is None:
                 continue
+            if keyword in ("map", "when"):
+                self._check_owner(value, f"task {name!r}")
             entry[key] = self._after(name, value) if keyword == "after" \
                 else _plain(value, f"task {name!r}: {keyword}")
         self._tasks[name] = entry

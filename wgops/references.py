@@ -5,8 +5,8 @@ result); ``a["key"]`` is ``${a.key}`` and ``a["xs"][0]`` is ``${a.xs.0}``. ``str
 f-strings give the ``${...}`` text (the value as text when it runs; in a shell command the
 value of an environment variable, never command text); a reference used as a whole argument
 value becomes exactly ``"${...}"``, which the scheduler replaces by the value itself, its type
-preserved. The run-time names of mapped tasks
-(``${item}``, ``${index}``) will be references of the same kind.
+preserved. A mapped task's element and its position are :data:`ITEM` (``${item}``) and
+:data:`INDEX` (``${index}``), references of the same kind.
 """
 
 from __future__ import annotations
@@ -97,3 +97,9 @@ class Inputs:
 
     def __repr__(self) -> str:
         return f"<inputs of graph {self._graph.name!r}>"
+
+
+#: a mapped task's element (``${item}``): ``g.task("sq", f, {"x": ITEM}, map=parts["xs"])``
+ITEM = Reference("item")
+#: a mapped task's element's position (``${index}``), from 0
+INDEX = Reference("index")
