@@ -31,6 +31,7 @@ from wgops.store.errors import WgopsError
 from wgops.store.graphs import create_graph
 from wgops.store.migrations import migrate
 from wgops.store.models import Graph, Pool, Task, dumps
+from wgops.store.shapes import copy_spec
 
 NOW = 1_750_000_000.0                      # 2025-06-15 15:06:40 UTC
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
@@ -135,6 +136,30 @@ def seed(store: Store) -> None:
         _set(g, "hello", "finished", NOW - 299, 0.02, worker="worker-3",
              result={"stdout": "hello, world", "stderr": "", "returncode": 0})
         _graph(hello, "queued", NOW - 5, None, priority=9, started=None)
+        # 21: sweep, its mapped task half way through its nine copies
+        _sweep(load_document(EXAMPLES / "sweep.yaml"))
+
+
+def _sweep(doc: dict[str, Any]) -> None:
+    g = _graph({**doc, "inputs": {**doc["inputs"], "points": 9}}, "running", NOW - 30,
+               "sched-a1", priority=2)
+    points = [round(5.214 + i * 0.0543, 4) for i in range(9)]
+    _set(g, "grid", "finished", NOW - 29, 1.9, worker="worker-2",
+         result={"points": points, "n": 9})
+    _set(g, "energy", "running", NOW - 27)
+    energy = Task.get(Task.graph == g.id, Task.name == "energy")
+    Task.insert_many([{"graph": g.id, "name": f"energy[{i}]", "kind": "python",
+                       "spec": dumps(copy_spec(doc["tasks"]["energy"], a, i)), "deps": "[]",
+                       "pool": "default", "state": "waiting", "map_of": energy.id,
+                       "map_index": i} for i, a in enumerate(points)]).execute()
+    for i, a in enumerate(points):
+        state = "finished" if i < 5 else "running" if i < 7 else "queued"
+        _set(g, f"energy[{i}]", state, NOW - 27 + 3 * (i % 5) if state != "queued" else None,
+             4.1 if state == "finished" else None,
+             worker=f"worker-{1 + i % 3}" if state != "queued" else None,
+             args={"a": a, "structure": "Si"},
+             result={"a": a, "energy": round(-4 + 2.5 * (a - 5.43) ** 2, 6)}
+             if state == "finished" else None)
 
 
 def scene_status() -> Status:

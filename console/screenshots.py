@@ -66,6 +66,16 @@ async def graph_timeline(pilot: Pilot[None]) -> None:
     await settle(pilot)
 
 
+async def graph_map(pilot: Pilot[None]) -> None:
+    await settle(pilot)
+    app = pilot.app
+    assert isinstance(app, WgopsApp)
+    app.post_message(OpenGraph(21))      # a mapped task: one row, its copies' progress
+    await settle(pilot)
+    await pilot.press("down", "enter")   # enter folds its nine copies out
+    await settle(pilot)
+
+
 async def task_detail(pilot: Pilot[None]) -> None:
     await settle(pilot)
     app = pilot.app
@@ -97,14 +107,14 @@ async def command_palette(pilot: Pilot[None]) -> None:
 
 async def confirm_dialog(pilot: Pilot[None]) -> None:
     await settle(pilot)
-    await pilot.press("down", "down", "down")      # graph 17, running
+    await pilot.press("down", "down", "down", "down")      # graph 17, running
     await pilot.press("x")
     await settle(pilot)
 
 
 SHOTS: dict[str, Callable[[Pilot[None]], Awaitable[None]]] = {
     "overview": overview, "graph-detail": graph_detail, "graph-dag": graph_dag,
-    "graph-timeline": graph_timeline, "task-detail": task_detail,
+    "graph-timeline": graph_timeline, "graph-map": graph_map, "task-detail": task_detail,
     "command-palette": command_palette, "confirm-dialog": confirm_dialog,
 }
 

@@ -14,7 +14,10 @@ Two families:
 * a materials-science pipeline: :func:`relax` -> :func:`scf` -> :func:`kpath` -> :func:`bands`
   -> :func:`gap` (``examples/bands.yaml`` and ``examples/bands_sub.yaml``);
 * a data job that fans out and back in: :func:`chunk` -> :func:`fetch` (async) ->
-  :func:`square` -> :func:`total` (``examples/fanout.yaml``).
+  :func:`square` -> :func:`total` (``examples/fanout.yaml``);
+* shapes decided at run time: :func:`lattice_grid` -> :func:`energy_at` mapped over its
+  points -> :func:`lowest` (``examples/sweep.yaml``), and :func:`relax_loop`, a builder whose
+  graph builds the next step until the lattice has converged (``examples/converge.yaml``).
 """
 
 from __future__ import annotations
@@ -91,7 +94,7 @@ def relax(structure: str | dict[str, Any], steps: int = 8, force_tol: float = 1e
     target = a0 * (1.0 + 0.01 * (_seed(formula, "eq") - 0.5))
     a = a0 * 1.03
     taken = 0
-    for taken in range(1, max(1, int(steps)) + 1):
+    for taken in range(1, max(1, int(steps)) + 1):  # noqa: B007 - the count is the result
         force = a - target
         if abs(force) < force_tol:
             break
@@ -112,7 +115,7 @@ def scf(structure: str | dict[str, Any], ecut: float = 30.0, grid: int = 8) -> d
     grid = max(2, int(grid))
     density = [1.0] * grid
     iterations = 0
-    for iterations in range(1, 51):
+    for iterations in range(1, 51):  # noqa: B007 - the count is the result
         shaped = [1.0 + 0.5 * math.cos(2 * math.pi * i / grid + a) for i in range(grid)]
         norm = 8.0 / sum(shaped)
         new = [0.5 * d + 0.5 * s * norm for d, s in zip(density, shaped)]
@@ -192,6 +195,53 @@ def total(values: list[float]) -> dict[str, Any]:
     numbers = [float(v) for v in values]
     return {"total": round(sum(numbers), 6), "count": len(numbers),
             "mean": round(sum(numbers) / len(numbers), 6) if numbers else None}
+
+
+# -- shapes decided at run time ----------------------------------------------------------------
+
+
+@paced
+def lattice_grid(structure: str | dict[str, Any], points: int = 7, spread: float = 0.04) \
+        -> dict[str, Any]:
+    """Trial lattice constants around ``structure``'s: ``{"points": [...], "n"}`` — how many
+    is known only when this runs, so the next step maps over them."""
+    _, a0 = _lattice(structure)
+    n = max(1, int(points))
+    step = 2 * spread * a0 / max(1, n - 1)
+    values = [round(a0 * (1 - spread) + i * step, 6) for i in range(n)]
+    return {"points": values, "n": n}
+
+
+@paced
+def energy_at(a: float, structure: str = "Si") -> dict[str, Any]:
+    """The energy of one trial lattice constant (a parabola around the equilibrium)."""
+    formula, a0 = _lattice(structure)
+    target = a0 * (1.0 + 0.01 * (_seed(formula, "eq") - 0.5))
+    return {"a": a, "energy": round(-4.0 + 2.5 * (float(a) - target) ** 2, 8)}
+
+
+def lowest(results: list[dict[str, Any]], tolerance: float = 0.1) -> dict[str, Any]:
+    """The lowest of the mapped results, and whether the grid was fine enough to stop."""
+    best = min(results, key=lambda r: r["energy"])
+    spacing = abs(results[1]["a"] - results[0]["a"]) if len(results) > 1 else 0.0
+    return {"a": best["a"], "energy": best["energy"], "fine": spacing <= tolerance}
+
+
+def relax_loop(a: float, target: float, step: float = 0.6, tolerance: float = 1e-3,
+               level: int = 0) -> dict[str, Any]:
+    """A builder: one relaxation step as a graph, and — while not converged — a build task
+    for the next step (a loop written as a graph that builds the next graph)."""
+    nxt = round(float(a) + float(step) * (float(target) - float(a)), 8)
+    doc: dict[str, Any] = {"name": f"relax-step-{level}", "tasks": {
+        "step": {"run": "wgops.examples.tasks:energy_at", "args": {"a": nxt}}}}
+    if abs(nxt - float(target)) > float(tolerance):
+        doc["tasks"]["next"] = {"build": "wgops.examples.tasks:relax_loop", "args": {
+            "a": nxt, "target": target, "step": step, "tolerance": tolerance,
+            "level": level + 1}}
+        doc["outputs"] = {"a": "${next.a}", "steps": "${next.steps}"}
+    else:
+        doc["outputs"] = {"a": nxt, "steps": level + 1}
+    return doc
 
 
 def word_count(text: str) -> dict[str, Any]:

@@ -113,11 +113,25 @@ def show_graph(graph_id: int) -> dict[str, Any]:
                 Graph.select(Graph.id, Graph.parent_task)
                 .where(Graph.parent_task.in_([t.id for t in tasks
                                               if t.kind in ("graph", "build")]))}
+    names = {t.id: t.name for t in tasks}
+    copies: dict[int, dict[str, int]] = {}
+    for task in tasks:
+        if task.map_of is not None:
+            count = copies.setdefault(task.map_of, {"total": 0, "done": 0, "failed": 0})
+            count["total"] += 1
+            count["done"] += task.state in TASK_TERMINAL
+            count["failed"] += task.state in ("failed", "killed")
     out_tasks = []
     for task in tasks:
         row = task_json(task)
         row.update({"kind": task.kind, "pool": task.pool, "deps": loads(task.deps),
                     "waiting_for": reasons.get(task.id), "child": children.get(task.id)})
+        if task.map_of is not None:              # a copy of a mapped task
+            row.update(copy_of=names.get(task.map_of), index=task.map_index)
+        elif task.id in copies:                  # a mapped task, expanded
+            row["copies"] = copies[task.id]
+        if task.condition_false:
+            row["condition_false"] = True
         out_tasks.append(row)
     return {"id": graph.id, "name": graph.name, "state": graph.state,
             "priority": graph.priority, "scheduler": graph.scheduler,

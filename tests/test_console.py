@@ -46,9 +46,9 @@ async def test_overview_shows_the_newest_graphs_and_the_counts(scene: SceneBacke
         await settle(pilot)
         assert isinstance(app.screen, MainScreen)
         ids = shown_ids(app)
-        assert ids == sorted(ids, reverse=True) and ids[0] == 20 and len(ids) == 19
+        assert ids == sorted(ids, reverse=True) and ids[0] == 21 and len(ids) == 20
         counts = app.screen.query_one("#counts").counts
-        assert counts == {"finished": 13, "killed": 1, "running": 2, "paused": 1,
+        assert counts == {"finished": 13, "killed": 1, "running": 3, "paused": 1,
                           "failed": 1, "queued": 1}
 
 
@@ -59,17 +59,17 @@ async def test_filter_and_sort_are_queries(scene: SceneBackend) -> None:
         await pilot.press("slash", *"running")
         await pilot.pause(0.6)                 # the table reads at most twice a second
         await settle(pilot)
-        assert shown_ids(app) == [17, 15]
+        assert shown_ids(app) == [21, 17, 15]
         await pilot.press("enter", "escape")   # leave the input, then clear the filter
         await pilot.pause(0.6)
         await settle(pilot)
-        assert len(shown_ids(app)) == 19
+        assert len(shown_ids(app)) == 20
         table = app.screen.query_one(GraphsTable)
         x = sum(c.get_render_width(table) for c in list(table.columns.values())[:5]) + 1
         await pilot.click("#graphs", offset=(x, 0))        # the PRIO header
         await pilot.pause(0.6)
         await settle(pilot)
-        assert shown_ids(app)[:3] == [20, 15, 17]           # priority 9, 5, 3
+        assert shown_ids(app)[:4] == [20, 15, 17, 21]       # priority 9, 5, 3, 2
 
 
 async def test_drill_down_graph_nested_task_and_back(scene: SceneBackend) -> None:
@@ -205,3 +205,27 @@ def test_store_and_daemon_layers_do_not_load_textual() -> None:
     code = ("import sys, console.data.backend, console.scene, daemon.control, store.graphs; "
             "assert 'textual' not in sys.modules, 'textual loaded'")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=str(ROOT))
+
+
+async def test_a_mapped_task_is_one_row_that_folds_its_copies_out(scene: SceneBackend) -> None:
+    from wgops.console.messages import OpenGraph
+
+    app = WgopsApp(scene, live=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        app.post_message(OpenGraph(21))
+        await settle(pilot)
+        assert isinstance(app.screen, GraphScreen)
+        table = app.screen.query_one(TasksTable)
+        keys = [str(k.value) for k in table.rows]
+        assert keys == ["21:grid", "21:energy", "21:best", "21:coarse", "21:report"]
+        assert "5/9" in str(table.get_row("21:energy")[0])
+        table.move_cursor(row=1)
+        await pilot.press("enter")
+        await settle(pilot)
+        keys = [str(k.value) for k in table.rows]
+        assert keys[2:11] == [f"21:energy[{i}]" for i in range(9)]
+        assert isinstance(app.screen, GraphScreen)           # folded out, not opened
+        await pilot.press("enter")                           # on energy again: folded in
+        await settle(pilot)
+        assert len(table.rows) == 5

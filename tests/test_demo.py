@@ -28,6 +28,7 @@ def test_headless_demo_runs_the_examples_and_stops_its_daemons(
     summary = {line.split()[1]: line.split()[2] for line in lines
                if line[:1].isdigit() or line.strip()[:1].isdigit()}
     assert summary == {"bands": "finished", "fanout": "finished", "shell_job": "finished",
+                       "sweep": "finished", "converge": "finished",
                        "hello": "finished"}, out.stdout
     assert "daemons stopped" in out.stdout
     assert processes_of(wgops_env["WGOPS_HOME"]) == []

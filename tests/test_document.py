@@ -318,32 +318,49 @@ def test_bands_example_nests_bands_sub() -> None:
 def _run_locally(document: dict[str, Any], inputs: dict[str, Any] | None = None) -> Any:
     """A tiny in-process evaluator: proves the example functions fit their documents."""
     values: dict[str, Any] = {"inputs": {**document["inputs"], **(inputs or {})}}
+    skipped: set[str] = set()
     pending = dict(document["tasks"])
     while pending:
         name, task = next((n, t) for n, t in pending.items()
-                          if all(d in values for d in t["deps"]))
+                          if all(d in values or d in skipped for d in t["deps"]))
         del pending[name]
-        args = substitute(task["args"], values)
-        if task["kind"] == "python":
-            module, func = task["run"].split(":")
-            result = getattr(importlib.import_module(module), func)(**args)
-            if inspect.iscoroutine(result):
-                result = asyncio.run(result)
-        elif task["kind"] == "shell":
-            command = compile_command(task["shell"])
-            proc = subprocess.run(command.template, shell=True, capture_output=True, text=True,
-                                  timeout=10, env={**os.environ,
-                                                   **command.environment(values)})
-            assert proc.returncode == 0, proc.stderr
-            result = {"stdout": proc.stdout, "stderr": proc.stderr, "returncode": 0}
+        if "when" in task and not substitute(task["when"], values, skipped):
+            skipped.add(name)
+            continue
+        if "map" in task:
+            items = substitute(task["map"], values)
+            result: Any = [_run_task(task, {**values, "item": item, "index": i})
+                           for i, item in enumerate(items)]
         else:
-            result = _run_locally(task["graph"], args)
+            result = _run_task(task, values)
         values[name] = json.loads(json.dumps(result))
-    return substitute(document["outputs"], values)
+    return substitute(document["outputs"], values, skipped)
 
 
-@pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.name)
+def _run_task(task: dict[str, Any], values: dict[str, Any]) -> Any:
+    args = substitute(task["args"], values)
+    if task["kind"] in ("python", "build"):
+        module, func = task["run" if task["kind"] == "python" else "build"].split(":")
+        result = getattr(importlib.import_module(module), func)(**args)
+        if inspect.iscoroutine(result):
+            result = asyncio.run(result)
+        if task["kind"] == "build":
+            return _run_locally(normalise(result, "built"))
+        return result
+    if task["kind"] == "shell":
+        command = compile_command(task["shell"])
+        proc = subprocess.run(command.template, shell=True, capture_output=True, text=True,
+                              timeout=10, env={**os.environ, **command.environment(values)})
+        assert proc.returncode == 0, proc.stderr
+        return {"stdout": proc.stdout, "stderr": proc.stderr, "returncode": 0}
+    return _run_locally(task["graph"], args)
+
+
+@pytest.mark.parametrize("path", [p for p in EXAMPLES if not p.name.startswith("demo_")],
+                         ids=lambda p: p.name)
 def test_example_runs_locally_and_deterministically(path: Path) -> None:
+    """(The demo's documents are paced — seconds of sleep, simulated failures — and are only
+    validated.)"""
     loaded = load_document(path)
     first = _run_locally(loaded)
     assert first == _run_locally(loaded)
@@ -359,6 +376,10 @@ def test_example_outputs() -> None:
     shell = _run_locally(load_document(ROOT / "examples" / "shell_job.yaml",
                                        parse_overrides(["greeting=it's; ok", "count=2"])))
     assert shell["text"] == "1: IT'S; OK\n2: IT'S; OK\n"
+    sweep = _run_locally(load_document(ROOT / "examples" / "sweep.yaml"))
+    assert abs(sweep["a"] - 5.431) < 0.1 and sweep["report"].startswith("best a=")
+    converge = _run_locally(load_document(ROOT / "examples" / "converge.yaml"))
+    assert abs(converge["a"] - 5.43) < 0.001 and converge["steps"] == 7
 
 
 # -- hostile input ----------------------------------------------------------------------------

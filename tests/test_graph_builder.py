@@ -23,7 +23,8 @@ from wgops.store.errors import DocumentError
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
 TWINS = {"bands": "bands.yaml", "bands_sub": "bands_sub.yaml", "fanout": "fanout.yaml",
-         "shell_job": "shell_job.yaml", "hello": "hello.json"}
+         "shell_job": "shell_job.yaml", "hello": "hello.json", "sweep": "sweep.yaml",
+         "converge": "converge.yaml"}
 
 
 def yaml_of(name: str) -> Any:

@@ -25,9 +25,10 @@ from wgops.console.cli.output import duration, short, table
 from wgops.store.config import Settings
 from wgops.store.errors import Unreachable
 
-DEMO_FILES = ("bands.yaml", "fanout.yaml", "shell_job.yaml", "hello.json")
-PACED_FILES = ("demo_bands.yaml", "demo_fanout.yaml", "demo_long.yaml", "shell_job.yaml",
-               "hello.json")
+DEMO_FILES = ("bands.yaml", "fanout.yaml", "sweep.yaml", "converge.yaml", "shell_job.yaml",
+              "hello.json")
+PACED_FILES = ("demo_bands.yaml", "demo_fanout.yaml", "demo_sweep.yaml", "demo_long.yaml",
+               "shell_job.yaml", "hello.json")
 PACED_TRICKLE = 8.0       # seconds between two paced graphs: the slots keep up, queues move
 
 

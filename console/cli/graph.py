@@ -98,9 +98,11 @@ def list_(app: AppContext, state: str | None, include_nested: bool, limit: int |
 
 @graph.command()
 @click.argument("graph_id", type=int)
+@click.option("--copies", "all_copies", is_flag=True,
+              help="List every copy of a mapped task (by default: its progress).")
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_obj
-def show(app: AppContext, graph_id: int, as_json: bool) -> None:
+def show(app: AppContext, graph_id: int, all_copies: bool, as_json: bool) -> None:
     """Show a graph and its tasks (why each waiting task waits)."""
     data = app.client().show(graph_id)
     if as_json:
@@ -111,10 +113,17 @@ def show(app: AppContext, graph_id: int, as_json: bool) -> None:
                + (f"  parent {data['parent']}" if data["parent"] else ""))
     rows = []
     for t in data["tasks"]:
+        if t.get("copy_of") and not all_copies:
+            continue
         took = (t["finished"] or time.time()) - t["started"] if t["started"] else None
         note = t["waiting_for"] or (t["error"]["message"] if t["error"] else "")
+        if t.get("copies"):
+            c = t["copies"]
+            note = f"{c['done']}/{c['total']} copies done" + (
+                f", {c['failed']} failed" if c["failed"] else "") + (f"; {note}" if note else "")
         if t["child"]:
-            note = f"nested graph {t['child']}" + (f"; {note}" if note else "")
+            what = "built graph" if t.get("kind") == "build" else "nested graph"
+            note = f"{what} {t['child']}" + (f"; {note}" if note else "")
         rows.append([t["name"], t["state"], t["attempts"], t["worker"] or "-", duration(took),
                      short(note, 60)])
     click.echo(table(["task", "state", "att", "worker", "took", "note"], rows))

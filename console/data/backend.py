@@ -55,8 +55,9 @@ class Backend:
     async def graphs_page(self, query: GraphQuery) -> GraphsPage:
         return await self.reader.graphs_page(query)
 
-    async def graph_detail(self, graph_id: int) -> dict[str, Any]:
-        return await self.reader.graph_detail(graph_id, self.now())
+    async def graph_detail(self, graph_id: int,
+                           expanded: frozenset[str] = frozenset()) -> dict[str, Any]:
+        return await self.reader.graph_detail(graph_id, self.now(), expanded)
 
     async def task_detail(self, graph_id: int, name: str) -> dict[str, Any]:
         return await self.reader.task_detail(graph_id, name)

@@ -28,6 +28,7 @@ from wgops.store.refs import task_refs
 T = TypeVar("T")
 MAX_TREE_ROWS = 400          # nested graphs are expanded inline up to this many rows
 MAX_TREE_DEPTH = 4
+MAX_COPY_ROWS = 200          # copies of one mapped task shown when it is expanded
 
 
 class StoreReader:
@@ -67,8 +68,9 @@ class StoreReader:
     async def graphs_page(self, query: GraphQuery) -> GraphsPage:
         return await self.call(graphs_page, query)
 
-    async def graph_detail(self, graph_id: int, now: float | None = None) -> dict[str, Any]:
-        return await self.call(graph_detail, graph_id, now)
+    async def graph_detail(self, graph_id: int, now: float | None = None,
+                           expanded: frozenset[str] = frozenset()) -> dict[str, Any]:
+        return await self.call(graph_detail, graph_id, now, expanded)
 
     async def task_detail(self, graph_id: int, name: str) -> dict[str, Any]:
         return await self.call(task_detail, graph_id, name)
@@ -145,32 +147,49 @@ def lineage(specs: dict[str, dict[str, Any]]) -> dict[str, dict[str, list[str]]]
     return out
 
 
-def graph_detail(graph_id: int, now: float | None = None) -> dict[str, Any]:
-    """``show_graph`` of the graph, its nested graphs flattened into a tree, and lineage."""
+def graph_detail(graph_id: int, now: float | None = None,
+                 expanded: frozenset[str] = frozenset()) -> dict[str, Any]:
+    """``show_graph`` of the graph, its nested graphs flattened into a tree, and lineage. A
+    mapped task is one row with its copies' progress; its copies follow it only when its
+    key (``graph:name``) is in ``expanded`` (at most ``MAX_COPY_ROWS`` of them)."""
     now = time.time() if now is None else now
     data = show_graph(graph_id)
-    specs = {t.name: loads(t.spec) for t in
-             Task.select(Task.name, Task.spec).where(Task.graph == graph_id)}
+    specs = {t.name: loads(t.spec) for t in Task.select(Task.name, Task.spec).where(
+        Task.graph == graph_id, Task.map_of.is_null())}
     data["lineage"] = lineage(specs)
     rows: list[dict[str, Any]] = []
-    _flatten(data, 0, rows, now)
+    _flatten(data, 0, rows, now, expanded)
     data["rows"] = rows
     return data
 
 
-def _flatten(data: dict[str, Any], depth: int, rows: list[dict[str, Any]], now: float) -> None:
+def _flatten(data: dict[str, Any], depth: int, rows: list[dict[str, Any]], now: float,
+             expanded: frozenset[str]) -> None:
+    copies: dict[str, list[dict[str, Any]]] = {}
+    for task in data["tasks"]:
+        if task.get("copy_of") is not None:
+            copies.setdefault(task["copy_of"], []).append(task)
     for task in data["tasks"]:
         if len(rows) >= MAX_TREE_ROWS:
             return
-        started, finished = task["started"], task["finished"]
-        took = None if started is None else (finished or now) - started
-        rows.append({**task, "graph": data["id"], "depth": depth, "took": took})
+        if task.get("copy_of") is not None:
+            continue
+        rows.append(_row(task, data["id"], depth, now))
+        if f"{data['id']}:{task['name']}" in expanded:
+            for copy in copies.get(task["name"], [])[:MAX_COPY_ROWS]:
+                rows.append(_row(copy, data["id"], depth + 1, now))
         if task.get("child") and depth + 1 < MAX_TREE_DEPTH:
             try:
                 child = show_graph(task["child"])
             except NotFound:
                 continue
-            _flatten(child, depth + 1, rows, now)
+            _flatten(child, depth + 1, rows, now, expanded)
+
+
+def _row(task: dict[str, Any], graph: int, depth: int, now: float) -> dict[str, Any]:
+    started, finished = task["started"], task["finished"]
+    took = None if started is None else (finished or now) - started
+    return {**task, "graph": graph, "depth": depth, "took": took}
 
 
 def task_detail(graph_id: int, name: str) -> dict[str, Any]:
@@ -185,7 +204,10 @@ def task_detail(graph_id: int, name: str) -> dict[str, Any]:
             "declared_args": spec.get("args"), "result": result, "error": loads(task.error),
             "waiting_for": task.waiting_for, "started": task.started,
             "finished": task.finished, "queued_at": task.queued_at,
-            "target": spec.get("run") or spec.get("shell") or "(nested graph)"}
+            "target": spec.get("run") or spec.get("shell") or (
+                f"build: {spec['build']}" if spec.get("build") else "(nested graph)"),
+            "copy_of": task.map_of, "index": task.map_index,
+            "item": spec.get("item") if task.map_of is not None else None}
 
 
 def pool_rows() -> list[PoolRow]:

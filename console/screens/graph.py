@@ -21,7 +21,7 @@ from wgops.console.widgets.topbar import TopBar
 from wgops.store.errors import NotFound, WgopsError
 
 REFRESH_EVERY = 2.0
-VIEWS = {"tasks": "Tasks · enter opens · nested graphs indented",
+VIEWS = {"tasks": "Tasks · enter opens, or folds a mapped task's copies · nested graphs indented",
          "dag": "Graph · boxes coloured by state · nested graphs as one box · d: back to tasks",
          "timeline": "Timeline · each task from start to finish · t: back to tasks"}
 
@@ -42,6 +42,7 @@ class GraphScreen(GraphActions, ConsoleScreen):
         super().__init__(classes="graph-screen")
         self.graph_id = graph_id
         self.detail: dict[str, Any] | None = None
+        self.expanded: set[str] = set()     # mapped tasks whose copies are listed
         self._dirty = False
         self._since = 0.0
 
@@ -93,7 +94,8 @@ class GraphScreen(GraphActions, ConsoleScreen):
     @work(exclusive=True, group="detail")
     async def load_detail(self) -> None:
         try:
-            detail = await self.console.backend.graph_detail(self.graph_id)
+            detail = await self.console.backend.graph_detail(self.graph_id,
+                                                             frozenset(self.expanded))
         except NotFound:
             self.notify(f"graph {self.graph_id} no longer exists", severity="error")
             return
@@ -148,7 +150,11 @@ class GraphScreen(GraphActions, ConsoleScreen):
 
     @on(TasksTable.Open)
     def open_task(self, event: TasksTable.Open) -> None:
-        if event.child is not None:
+        if event.mapped:                     # a mapped task: enter shows or hides its copies
+            key = f"{event.graph_id}:{event.name}"
+            self.expanded ^= {key}
+            self.load()
+        elif event.child is not None:
             self.post_message(OpenGraph(event.child))
         else:
             self.post_message(OpenTask(event.graph_id, event.name))

@@ -34,11 +34,18 @@ def state_style(state: str, bold: bool = False) -> Style:
 
 
 def dag_nodes(detail: dict[str, Any]) -> list[DagNode]:
-    """The graph's own tasks as nodes; a nested graph is one box (its tasks are its own
-    picture: open it)."""
-    return [DagNode(t["name"], t["name"] + (" ▸" if t.get("child") else ""), t["state"],
-                    tuple(t.get("deps") or ()), t.get("kind") == "graph")
-            for t in detail.get("tasks", [])]
+    """The graph's own tasks as nodes; a nested or built graph is one box (its tasks are its
+    own picture: open it); a mapped task is one box ``NAME ×N`` for its copies."""
+    out = []
+    for t in detail.get("tasks", []):
+        if t.get("copy_of"):
+            continue
+        copies = (t.get("copies") or {}).get("total", 1)
+        label = t["name"] + (f" ×{copies}" if t.get("copies") else "") + (
+            " ▸" if t.get("child") else "")
+        out.append(DagNode(t["name"], label, t["state"], tuple(t.get("deps") or ()),
+                           t.get("kind") in ("graph", "build"), copies))
+    return out
 
 
 class LinesView(ScrollView):

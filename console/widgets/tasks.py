@@ -1,5 +1,6 @@
-"""The tasks of a graph as a tree table (nested graphs indented under their task), and the
-lineage panel of the highlighted task."""
+"""The tasks of a graph as a tree table (nested and built graphs indented under their task, a
+mapped task as one row with its copies' progress — ``enter`` folds its copies in and out), and
+the lineage panel of the highlighted task."""
 
 from __future__ import annotations
 
@@ -29,10 +30,17 @@ def task_cells(row: dict[str, Any]) -> tuple:
     label = Text(no_wrap=True)
     if depth:
         label.append("  " * (depth - 1) + "└ ", style="dim")
-    label.append(row["name"], style="bold" if row.get("child") else "")
+    label.append(row["name"], style="bold" if row.get("child") or row.get("copies") else "")
+    if row.get("copies"):
+        copies = row["copies"]
+        label.append(f"  {copies['done']}/{copies['total']}",
+                     style="#ff8787" if copies["failed"] else "#5fafff")
     if row.get("child"):
-        label.append(f" ▸ graph {row['child']}", style="#af87ff")
-    if row.get("error"):
+        built = "built " if row.get("kind") == "build" else ""
+        label.append(f" ▸ {built}graph {row['child']}", style="#af87ff")
+    if row.get("condition_false"):
+        note = Text("skipped: condition false", style="dim")
+    elif row.get("error"):
         note = Text(fmt.short(row["error"].get("message") or row["error"].get("type"), 80),
                     style="#ff8787")
     elif row.get("waiting_for"):
@@ -55,9 +63,13 @@ class TasksTable(RowsTable):
     detail: reactive[dict[str, Any] | None] = reactive(None, always_update=True)
 
     class Open(Message):
-        def __init__(self, graph_id: int, name: str, child: int | None) -> None:
+        """Enter on a task: ``mapped`` when it is a mapped task (its copies fold in and out),
+        ``child`` its nested or built graph, if any."""
+
+        def __init__(self, graph_id: int, name: str, child: int | None,
+                     mapped: bool = False) -> None:
             super().__init__()
-            self.graph_id, self.name, self.child = graph_id, name, child
+            self.graph_id, self.name, self.child, self.mapped = graph_id, name, child, mapped
 
     class Highlighted(Message):
         def __init__(self, graph_id: int, name: str) -> None:
@@ -67,12 +79,14 @@ class TasksTable(RowsTable):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(show_cursor=True, zebra_stripes=True, **kwargs)
         self.children_of: dict[str, int | None] = {}
+        self.mapped: set[str] = set()
 
     def watch_detail(self, detail: dict[str, Any] | None) -> None:
         if detail is None:
             return
         rows = detail.get("rows", [])
         self.children_of = {task_key(r["graph"], r["name"]): r.get("child") for r in rows}
+        self.mapped = {task_key(r["graph"], r["name"]) for r in rows if r.get("copies")}
         self.set_rows([(task_key(r["graph"], r["name"]), task_cells(r)) for r in rows])
 
     def on_data_table_row_selected(self, event: Any) -> None:
@@ -80,7 +94,8 @@ class TasksTable(RowsTable):
         key = event.row_key.value
         if key:
             graph, name = split_key(key)
-            self.post_message(self.Open(graph, name, self.children_of.get(key)))
+            self.post_message(self.Open(graph, name, self.children_of.get(key),
+                                        key in self.mapped))
 
     def on_data_table_row_highlighted(self, event: Any) -> None:
         event.stop()
