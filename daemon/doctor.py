@@ -4,7 +4,8 @@ The daemons keep running; the doctor reads the store (:mod:`store.doctor`), look
 depths (passive declares), and with ``repair`` fixes what it found through the daemons' own
 paths: a launch message for a graph nobody drives, a re-queue (compare-and-set) for a task
 whose worker is gone, and a ``refresh`` to the owning scheduler, which reloads the graph from
-the database and re-publishes its queued tasks. Duplicate messages are harmless: a worker's
+the database and re-publishes its queued tasks (settling what it finds over: a mapped task
+whose copies all ended, a built graph never started, a nested graph that ended). Duplicate messages are harmless: a worker's
 start is a compare-and-set on the attempt, so a second copy is dropped.
 """
 
@@ -51,6 +52,7 @@ class Doctor:
         lost = await self._read(liveness.dead_worker_tasks, now, stale_after)
         queued = await self._read(checks.queued_tasks, now - self.min_age, now)
         unclaimed = await self._read(liveness.orphans, now - self.min_age)
+        unsettled = await self._read(checks.unsettled_tasks, now - self.min_age)
         released = {gid for roots in owners.values() for gid in roots}
         launch: dict[int, int] = {}
         refresh: set[int] = set()
@@ -84,6 +86,14 @@ class Doctor:
                 if repair:
                     refresh.add(graph_id)
                     finding.repaired = True
+        for task_id, graph_id, why in unsettled:
+            if graph_id in released:
+                continue
+            finding = self._found("unsettled_task", f"task {task_id} is running but {why}",
+                                  graph=graph_id, task=task_id)
+            if repair:
+                refresh.add(graph_id)
+                finding.repaired = True
         if unclaimed and await self._empty(self.names.graphs):
             for gid, priority in unclaimed:
                 if gid in released:

@@ -12,7 +12,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from wgops.store.models import Graph, Task
+import peewee
+
+from wgops.store.models import GRAPH_TERMINAL, TASK_ACTIVE, Graph, LogEntry, Task
 
 ACTOR = "doctor"
 
@@ -21,7 +23,8 @@ ACTOR = "doctor"
 class Finding:
     """One inconsistency; ``repaired`` says whether ``--repair`` fixed it."""
 
-    check: str           # dead_owner | dead_worker | queued_without_message | unlaunched_graph
+    check: str           # dead_owner | dead_worker | queued_without_message |
+                         # unlaunched_graph | unsettled_task
     message: str
     graph: int | None = None
     task: int | None = None
@@ -43,4 +46,43 @@ def queued_tasks(older_than: float, now: float) -> dict[str, list[tuple[int, int
                     Task.not_before.is_null() | (Task.not_before <= now)))
     for tid, gid, pool in query.tuples():
         out.setdefault(pool, []).append((tid, gid))
+    return out
+
+
+def unsettled_tasks(older_than: float) -> list[tuple[int, int, str]]:
+    """[(task, graph, why)]: tasks of running graphs whose own work is over while their
+    scheduler has not moved them on for a while — a mapped task whose copies all ended, a
+    build task whose builder committed a graph that was never spawned, a graph or build task
+    whose nested graph ended. A scheduler that missed the message settles them when it
+    reloads the graph (the watchdog would, later)."""
+    out: list[tuple[int, int, str]] = []
+    Copy = Task.alias("copy")
+    running = (Task.state == "running") & (Graph.state == "running")
+    mapped = (Task.select(Task.id, Task.graph, peewee.fn.COUNT(Copy.id))
+              .join(Graph, on=(Task.graph == Graph.id))
+              .switch(Task).join(Copy, on=(Copy.map_of == Task.id))
+              .where(running, Task.started < older_than)
+              .group_by(Task.id, Task.graph)
+              .having((peewee.fn.SUM(peewee.Case(None, [(Copy.state.in_(TASK_ACTIVE), 1)], 0))
+                       == 0)
+                      & (peewee.fn.COALESCE(peewee.fn.MAX(Copy.finished), 0) < older_than)))
+    for tid, gid, copies in mapped.tuples():
+        out.append((tid, gid, f"all {copies} of its copies ended"))
+    Child = Graph.alias("child")
+    ended = (Task.select(Task.id, Task.graph, Child.id, Child.state)
+             .join(Graph, on=(Task.graph == Graph.id))
+             .switch(Task).join(Child, on=(Child.parent_task == Task.id))
+             .where(running, Task.kind.in_(("graph", "build")), Child.state.in_(GRAPH_TERMINAL),
+                    Child.finished < older_than))
+    for tid, gid, child, state in ended.tuples():
+        out.append((tid, gid, f"its nested graph {child} is {state}"))
+    spawned = Graph.select(Graph.id).where(Graph.parent_task == Task.id)
+    recently = LogEntry.select(LogEntry.id).where(
+        LogEntry.task == Task.id, LogEntry.kind == "task.built", LogEntry.ts >= older_than)
+    built = (Task.select(Task.id, Task.graph).join(Graph, on=(Task.graph == Graph.id))
+             .where(running, Task.kind == "build", Task.worker.is_null(),
+                    Task.result.is_null(False), ~peewee.fn.EXISTS(spawned),
+                    ~peewee.fn.EXISTS(recently)))
+    for tid, gid in built.tuples():
+        out.append((tid, gid, "its builder returned a graph that was never started"))
     return out

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 from typing import Any
 
+import peewee
+
 from wgops.store.eventlog import log_event
 from wgops.store.graphs import create_graph
 from wgops.store.loading import _ONE_GRAPH_TASKS, GraphRow, TaskRow, _task_columns, _task_row
-from wgops.store.models import TASK_ACTIVE, Task, dumps, loads
+from wgops.store.models import TASK_ACTIVE, Graph, Task, dumps, loads
 from wgops.store.scheduling import fence
 
 CHUNK = 500                 # copies inserted per statement
@@ -125,10 +127,11 @@ def spawn_built(graph_id: int, owner: str, epoch: int, task_id: int, doc: dict[s
     task stays ``running`` until that graph ends); None: not ours, or not built."""
     if not fence(graph_id, owner, epoch):
         return None
+    spawned = Graph.select(Graph.id).where(Graph.parent_task == task_id)
     if not Task.update(waiting_for=None).where(
             Task.id == task_id, Task.state == "running", Task.worker.is_null(),
-            Task.result.is_null(False)).execute():
-        return None
+            Task.result.is_null(False), ~peewee.fn.EXISTS(spawned)).execute():
+        return None             # not built, or spawned already (a reload raced the spawn)
     child = create_graph(doc, priority=priority, parent_task=task_id, root=root,
                          depth=depth + 1, owner=owner, state="running")
     tasks = [_task_row(row) for row in _ONE_GRAPH_TASKS.execute(id=child.id).fetchall()]

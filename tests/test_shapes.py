@@ -172,3 +172,47 @@ def test_a_scheduler_killed_while_expanding_a_large_map_loses_and_duplicates_not
     assert all(by[c]["state"] == "finished" for c in copies)
     assert shown["outputs"] == {"count": n, "steps": 8}
     assert cluster.owner(gid) != owner
+
+
+def test_doctor_names_a_map_whose_copies_ended_unnoticed(cluster: Cluster) -> None:
+    """The copies end while their scheduler is frozen (SIGSTOP; their reports wait, delivered
+    but unread): the doctor names the mapped task (its copies all ended), its repair asks the
+    owner for a refresh, and the graph ends once the scheduler runs again, with nothing left
+    for the doctor. A long heartbeat keeps the scheduler alive to the doctor meanwhile."""
+    import json
+    import os
+    import signal
+
+    from wgops.store.models import Task
+
+    cluster.env.update({"WGOPS_HEARTBEAT": "5", "WGOPS_STALE_AFTER": "60"})
+    sched = cluster.scheduler()
+    cluster.wait_daemon("scheduler", sched.pid)
+    cluster.worker(slots=2)
+    gid = cluster.submit({"name": "lost-reports", "tasks": {
+        "parts": {"run": "tests.tasks:numbers", "args": {"n": 2}},
+        "sq": {"map": "${parts.xs}", "run": "tests.tasks:sleep", "args": {"seconds": 1.5}},
+        "after": {"run": "tests.tasks:noop", "after": ["sq"]}}})
+
+    def copies() -> list[str]:
+        return cluster.db(lambda: [t.state for t in Task.select().where(
+            Task.graph == gid, Task.map_of.is_null(False))])
+
+    wait_for(lambda: copies() == ["running", "running"], 30, 0.05, "the copies to run")
+    os.kill(sched.pid, signal.SIGSTOP)
+    try:
+        wait_for(lambda: copies() == ["finished", "finished"], 30, 0.05, "the copies to end")
+        found = wait_for(lambda: [f for f in json.loads(cluster.cli(
+            "doctor", "--json", "--min-age", "1", check=False).stdout)["findings"]
+            if f["check"] == "unsettled_task"], 20, 0.2, "the doctor to see it")
+        sq = cluster.db(lambda: Task.get(Task.graph == gid, Task.name == "sq").id)
+        assert [(f["task"], f["message"]) for f in found] == [
+            (sq, f"task {sq} is running but all 2 of its copies ended")]
+        repaired = json.loads(cluster.cli("doctor", "--json", "--repair", "--min-age", "1",
+                                          check=False).stdout)
+        assert [f["repaired"] for f in repaired["findings"]] == [True], repaired
+    finally:
+        os.kill(sched.pid, signal.SIGCONT)
+    shown = cluster.wait_graph(gid, timeout=60)
+    assert shown["state"] == "finished", shown
+    assert json.loads(cluster.cli("doctor", "--json", "--min-age", "1").stdout)["findings"] == []

@@ -676,3 +676,53 @@ def test_a_built_document_is_spawned_once_as_the_tasks_nested_graph(store: Store
     assert [row] == loading.load_tree(row.id, "s1")
     tree = loading.load_tree(g.id, "s1")
     assert tree[0].child_of == {b.id: row.id}
+
+
+def test_a_second_spawn_of_a_built_graph_is_refused(store: Store) -> None:
+    from wgops.store import execution, shapes
+
+    g = submit(store, MAPPED, owner="s1", state="running")
+    b = Task.get(Task.graph == g.id, Task.name == "b")
+    Task.update(state="running", attempts=1, worker="w1").where(Task.id == b.id).execute()
+    child_doc = normalise({"name": "built", "tasks": {"a": {"run": "tests.tasks:noop"}}}, "t")
+    with store.write():
+        execution.built(b.id, 1, "w1", json.dumps({"name": "built"}), 1.0)
+        assert shapes.spawn_built(g.id, "s1", g.epoch, b.id, child_doc, 0, g.id, 0, 2.0)
+        assert shapes.spawn_built(g.id, "s1", g.epoch, b.id, child_doc, 0, g.id, 0, 2.0) \
+            is None                                   # a reload racing the first spawn
+    assert Graph.select().where(Graph.parent_task == b.id).count() == 1
+
+
+def test_doctor_finds_tasks_whose_work_is_over_but_not_settled(store: Store) -> None:
+    """A mapped task whose copies all ended, a build task whose graph was never started, a
+    graph task whose nested graph ended: found once they are older than the doctor's age,
+    and not while a copy is still open or the builder's commit is recent."""
+    from wgops.store import doctor, execution, shapes
+
+    g = submit(store, MAPPED, owner="s1", state="running")
+    ids = {t.name: t.id for t in Task.select().where(Task.graph == g.id)}
+    with store.write():
+        rows = shapes.expand_map(g.id, "s1", g.epoch, ids["sq"], "sq", "python", "io",
+                                 MAPPED["tasks"]["sq"], [1, 2], 10.0)
+    Task.update(state="finished", finished=11.0).where(Task.id == rows[0].id).execute()
+    Task.update(state="running", attempts=1, worker="w1").where(Task.id == ids["b"]).execute()
+    assert doctor.unsettled_tasks(100.0) == []               # a copy runs; the builder too
+    Task.update(state="failed", finished=12.0).where(Task.id == rows[1].id).execute()
+    assert doctor.unsettled_tasks(12.0) == []                # the last copy ended just now
+    assert doctor.unsettled_tasks(100.0) == [(ids["sq"], g.id, "all 2 of its copies ended")]
+    with store.write():
+        execution.built(ids["b"], 1, "w1", json.dumps({"name": "built"}), 50.0)
+    LogEntry.update(ts=50.0).where(LogEntry.task == ids["b"]).execute()
+    assert [f[0] for f in doctor.unsettled_tasks(40.0)] == [ids["sq"]]   # built recently
+    assert doctor.unsettled_tasks(100.0)[1:] == [
+        (ids["b"], g.id, "its builder returned a graph that was never started")]
+    child_doc = normalise({"name": "built", "tasks": {"a": {"run": "tests.tasks:noop"}}}, "t")
+    with store.write():
+        child = shapes.spawn_built(g.id, "s1", g.epoch, ids["b"], child_doc, 0, g.id, 0, 60.0)
+    assert child is not None
+    assert [f[0] for f in doctor.unsettled_tasks(100.0)] == [ids["sq"]]  # its graph runs
+    Graph.update(state="finished", finished=70.0).where(Graph.id == child.id).execute()
+    assert doctor.unsettled_tasks(100.0)[1:] == [
+        (ids["b"], g.id, f"its nested graph {child.id} is finished")]
+    Graph.update(state="paused").where(Graph.id == g.id).execute()
+    assert doctor.unsettled_tasks(100.0) == []               # only running graphs
