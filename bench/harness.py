@@ -171,6 +171,14 @@ class Installation:
         """Any ``wgops`` command as a process of this installation (stopped with it)."""
         return self._spawn(args)
 
+    def cli(self, *args: str) -> str:
+        """A ``wgops`` command of this installation, to its end (its output; failure raises)."""
+        proc = subprocess.run([sys.executable, "-m", "wgops", *args], env=self.env,
+                              capture_output=True, text=True, timeout=120, cwd=str(ROOT))
+        if proc.returncode != 0:
+            raise BenchError(f"wgops {' '.join(args)}: {proc.stderr.strip()[-500:]}")
+        return proc.stdout
+
     def scheduler(self) -> subprocess.Popen[bytes]:
         return self._spawn(["daemon", "run", "scheduler"])
 

@@ -37,6 +37,14 @@ FIGURES: list[tuple[str, str, str, str, str, str | None]] = [
     ("metrics", "scrape_ms", "8 /metrics scrape, 10,000 active graphs", "ms", "lower", None),
     ("metrics", "scrape_p95_ms", "8 /metrics scrape p95", "ms", "lower", None),
     ("metrics", "scrape_max_ms", "8 /metrics scrape max", "ms", "lower", None),
+    ("shapes", "expand_to_queued_s", "9 map: source done -> 10,000 copies queued", "s", "lower",
+     None),
+    ("shapes", "copies_per_s", "9 map: copies run", "tasks/s", "higher", "throughput"),
+    ("shapes", "static_tasks_per_s", "9 static 1,000 fan-out (same run)", "tasks/s", "higher",
+     "throughput"),
+    ("shapes", "copies_vs_static", "9 map copies : static fan-out", "x", "higher", None),
+    ("shapes", "kb_per_copy", "9 scheduler memory / copy", "KB", "lower", None),
+    ("shapes", "loop_level_ms", "9 builder loop, 50 deep: per level", "ms", "lower", None),
 ]
 
 # targets on SQLite: figure -> (comparison, value, ratio comparison or None)
@@ -47,6 +55,7 @@ TARGETS: dict[str, dict[str, Any]] = {
     "scale.kb_per_graph": {"max": 20.0},
     "scale.cost_ratio": {"max": 1.3},
     "metrics.scrape_ms": {"max": 50.0},
+    "shapes.copies_vs_static": {"min": 0.9},
     "postgres_vs_sqlite": {"max_factor": 2.0},
 }
 

@@ -301,6 +301,87 @@ def run_metrics(inst: Installation, i: int) -> dict[str, float]:
             "scrape_max_ms": max(times)}
 
 
+# -- 9 run-time shapes ---------------------------------------------------------------------------
+
+MAP_COPIES = 10_000
+STATIC_FANOUT = 1000
+LOOP_DEPTH = 50
+
+
+def _mapped_doc(name: str, n: int, pool: str | None = None) -> dict[str, Any]:
+    copy: dict[str, Any] = {"map": "${source}", "run": NOOP, "args": {"i": "${item}"}}
+    if pool:
+        copy["pool"] = pool
+    return {"name": name, "tasks": {"source": {"run": "bench.tasks:indices", "args": {"n": n}},
+                                    "copy": copy}}
+
+
+def _copy_times(inst: Installation, graph_id: int) -> list[tuple[float, float, float]]:
+    """(queued_at, started, finished) of every copy of the graph's mapped task."""
+    from wgops.store.models import Task
+
+    return inst.db(lambda: list(Task.select(Task.queued_at, Task.started, Task.finished).where(
+        Task.graph == graph_id, Task.map_of.is_null(False)).tuples()))
+
+
+def _source_finished(inst: Installation, graph_id: int) -> float:
+    from wgops.store.models import Task
+
+    return float(inst.db(lambda: Task.get(Task.graph == graph_id, Task.name == "source")
+                         .finished))
+
+
+def _map_memory(inst: Installation, n: int) -> float:
+    """Scheduler RSS growth per copy (KB) while a map's ``n`` copies are held, queued on a
+    pool nobody serves; the graph is killed afterwards. Measured once, first: memory the
+    other runs freed would be reused and hide the cost."""
+    from wgops.store.models import Task
+
+    proc = psutil.Process(inst.pid_of("scheduler"))
+    _settle(proc)
+    before = proc.memory_info().rss
+    ids, _ = inst.submit([_mapped_doc("map-memory", n, PARKED)])
+    wait_for(lambda: inst.db(lambda: Task.select().where(
+        Task.graph == ids[0], Task.map_of.is_null(False), Task.state == "queued").count()) >= n,
+        300, f"{n} parked copies", 0.25)
+    _settle(proc)
+    grown = proc.memory_info().rss - before
+    inst.cli("graph", "kill", str(ids[0]))
+    return grown / n / 1024
+
+
+def run_shapes(inst: Installation, i: int) -> dict[str, float]:
+    out: dict[str, float] = {}
+    if i == 0:
+        out["kb_per_copy"] = _map_memory(inst, MAP_COPIES)
+    ids, t0 = inst.submit([{"name": f"static-{i}", "tasks": {
+        f"t{k}": {"run": NOOP} for k in range(STATIC_FANOUT)}}])
+    inst.wait_graphs(ids, 120)
+    static = STATIC_FANOUT / _elapsed(inst, ids, t0)
+
+    ids, _ = inst.submit([_mapped_doc(f"map-{i}", MAP_COPIES)])
+    inst.wait_graphs(ids, 600)
+    source = _source_finished(inst, ids[0])
+    copies = _copy_times(inst, ids[0])
+    if len(copies) != MAP_COPIES:
+        raise BenchError(f"{len(copies)} copies instead of {MAP_COPIES}")
+    out["expand_to_queued_s"] = max(q for q, _, _ in copies) - source
+    out["copies_per_s"] = MAP_COPIES / (max(f for _, _, f in copies) - source)
+    out["static_tasks_per_s"] = static
+    out["copies_vs_static"] = out["copies_per_s"] / static
+
+    ids, t0 = inst.submit([{"name": f"loop-{i}", "tasks": {"loop": {
+        "build": "bench.tasks:loop_level", "args": {"n": LOOP_DEPTH - 1}}}}])
+    inst.wait_graphs(ids, 300)
+    out["loop_level_ms"] = 1000 * _elapsed(inst, ids, t0) / LOOP_DEPTH
+    return out
+
+
+def setup_shapes(inst: Installation) -> None:
+    inst.use_pool(PARKED)
+    _standard(8)(inst)
+
+
 # -- the list --------------------------------------------------------------------------------
 
 SCENARIOS: list[Scenario] = [
@@ -320,6 +401,8 @@ SCENARIOS: list[Scenario] = [
              run_console, headline="key_to_screen_ms", databases=("sqlite",), weight=2),
     Scenario("metrics", "a /metrics scrape at 10,000 active graphs", setup_metrics,
              run_metrics, headline="scrape_ms", weight=2),
+    Scenario("shapes", "a 10,000-copy map of no-ops; a builder loop 50 deep", setup_shapes,
+             run_shapes, headline="copies_vs_static", weight=3),
 ]
 
 
