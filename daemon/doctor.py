@@ -5,8 +5,9 @@ depths (passive declares), and with ``repair`` fixes what it found through the d
 paths: a launch message for a graph nobody drives, a re-queue (compare-and-set) for a task
 whose worker is gone, and a ``refresh`` to the owning scheduler, which reloads the graph from
 the database and re-publishes its queued tasks (settling what it finds over: a mapped task
-whose copies all ended, a built graph never started, a nested graph that ended). Duplicate messages are harmless: a worker's
-start is a compare-and-set on the attempt, so a second copy is dropped.
+whose copies all ended, a built graph never started, a nested graph that ended). Duplicate
+messages are harmless: a worker's start is a compare-and-set on the attempt, so a second copy
+is dropped.
 """
 
 from __future__ import annotations
