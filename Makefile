@@ -25,7 +25,7 @@ test: venv broker
 	@bash scripts/ensure-postgres.sh
 	@bash scripts/ensure-browser.sh
 	@bash scripts/ensure-promtool.sh
-	$(PY) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+	@bash scripts/run-tests.sh $(PY) $(PYTEST_ARGS)
 
 bench: venv broker
 	$(PY) -m bench

@@ -18,6 +18,7 @@ from wgops.store.migrations import migrate
 
 
 @pytest.mark.slow
+@pytest.mark.serial                 # it measures keeping up: other tests' load would skew it
 async def test_responsive_and_bounded_with_10000_graphs_and_500_events_per_second(
         wgops_env: dict[str, str]) -> None:
     settings = Settings.load()

@@ -220,6 +220,7 @@ def restart_is_cheap() -> tuple[bool, str]:
 
 
 @pytest.mark.slow
+@pytest.mark.serial
 def test_rabbitmq_restart_mid_run_loses_nothing(cluster: Cluster, tmp_path: Path) -> None:
     # the suite's earlier tests left ~150 namespaces of durable queues behind by now: too
     # many for a quick recovery (this test was skipped in full runs until they were purged)
@@ -324,6 +325,7 @@ def test_sqlite_locked_for_three_seconds_mid_run(cluster: Cluster, tmp_path: Pat
 
 
 @pytest.mark.slow
+@pytest.mark.serial
 def test_postgresql_restarted_mid_run(pg_url: str, cluster: Cluster, tmp_path: Path) -> None:
     # pg_url first: its database is dropped after the cluster stopped
     cluster.env["WGOPS_DB_URL"] = pg_url
@@ -371,6 +373,7 @@ class ShortConsumerTimeout:
 
 
 @pytest.mark.slow
+@pytest.mark.serial
 def test_task_longer_than_consumer_timeout_runs_once_and_keeps_its_slot(
         cluster: Cluster, tmp_path: Path) -> None:
     cluster.env["WGOPS_CONSUMER_TIMEOUT"] = "5"
@@ -402,6 +405,7 @@ def test_task_longer_than_consumer_timeout_runs_once_and_keeps_its_slot(
 
 
 @pytest.mark.slow
+@pytest.mark.serial
 def test_detached_task_of_a_dead_worker_is_requeued_by_the_liveness_check(
         cluster: Cluster, tmp_path: Path) -> None:
     cluster.env["WGOPS_CONSUMER_TIMEOUT"] = "5"
@@ -589,6 +593,7 @@ def test_doctor_unclaimed_graph_without_launch_message(cluster: Cluster) -> None
 
 
 @pytest.mark.slow
+@pytest.mark.serial
 def test_detached_task_of_a_stopping_worker_is_handed_back(cluster: Cluster,
                                                           tmp_path: Path) -> None:
     """SIGTERM past the grace period: a detached task has no message to nack, so the worker
