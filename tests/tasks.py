@@ -58,6 +58,21 @@ def sleep(seconds: float, log: str | None = None, tag: str = "") -> dict:
     return {"start": start, "end": end, "tag": tag}
 
 
+def gate(path: str, log: str | None = None, tag: str = "", limit: float = 120) -> dict:
+    """Runs until ``path`` exists (at most ``limit`` seconds, then fails): a task that is
+    surely still running when a test acts on it, however slow the machine is today."""
+    start = time.time()
+    while not os.path.exists(path):
+        if time.time() - start > limit:
+            raise TimeoutError(f"{path} did not appear within {limit}s")
+        time.sleep(0.02)
+    end = time.time()
+    if log:
+        with open(log, "a") as fh:
+            fh.write(f"{tag} {start} {end}\n")
+    return {"start": start, "end": end, "tag": tag}
+
+
 def record(log: str, tag: str = "") -> str:
     """Appends one line per execution: lets tests count how often a task ran."""
     with open(log, "a") as fh:

@@ -10,6 +10,7 @@ import asyncio
 import json
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -69,11 +70,14 @@ def chain(n: int, seconds: float) -> dict[str, Any]:
                   **({"after": [f"t{i - 1}"]} if i else {})} for i in range(n)}}
 
 
-async def test_pause_play_reassign_kill_from_the_console(cluster: Cluster) -> None:
+async def test_pause_play_reassign_kill_from_the_console(cluster: Cluster,
+                                                       tmp_path: Path) -> None:
     s1 = cluster.scheduler()
     sid1 = cluster.wait_daemon("scheduler", s1.pid)
     cluster.worker(slots=1)
-    gid = cluster.submit(chain(40, 0.3))
+    doc = chain(5, 0.1)        # its first task runs until it is killed: never ends by itself
+    doc["tasks"]["t0"] = {"run": "tests.tasks:gate", "args": {"path": str(tmp_path / "never")}}
+    gid = cluster.submit(doc)
     s2 = cluster.scheduler()
     sid2 = cluster.wait_daemon("scheduler", s2.pid)
     show = ("graph", "show", str(gid), "--json")

@@ -242,21 +242,27 @@ def test_reassign_between_live_schedulers(cluster: Cluster) -> None:
     assert bad.returncode == 2 and "finished" in bad.stderr
 
 
-def test_kill9_scheduler_mid_run_is_adopted(cluster: Cluster) -> None:
+def test_kill9_scheduler_mid_run_is_adopted(cluster: Cluster, tmp_path: Path) -> None:
+    """Each chain's second task runs until the test opens its gate: the graphs are surely
+    mid-run when their scheduler is killed."""
+    gate = tmp_path / "open"
     s1 = cluster.scheduler()
     cluster.wait_daemon("scheduler", s1.pid)
     cluster.worker(slots=3)
     ids = [cluster.submit({"name": f"g{n}", "tasks": {
-        f"t{i}": {"run": "tests.tasks:sleep", "args": {"seconds": 0.4},
-                  **({"after": [f"t{i - 1}"]} if i else {})} for i in range(10)}})
+        f"t{i}": ({"run": "tests.tasks:gate", "args": {"path": str(gate)}} if i == 1 else
+                  {"run": "tests.tasks:sleep", "args": {"seconds": 0.1}})
+        | ({"after": [f"t{i - 1}"]} if i else {}) for i in range(10)}})
         for n in range(3)]
     wait_for(lambda: all(cluster.owner(g) for g in ids), 20, what="claimed")
     s2 = cluster.scheduler()
     sid2 = cluster.wait_daemon("scheduler", s2.pid)
-    wait_for(lambda: cluster.tasks(ids[0])["t1"]["state"] != "waiting", 20, what="progress")
+    wait_for(lambda: all(cluster.tasks(g)["t1"]["state"] == "running" for g in ids), 20,
+             what="progress")
     assert all(cluster.state(g) == "running" for g in ids)
     cluster.kill9(s1)
     wait_for(lambda: all(cluster.owner(g) == sid2 for g in ids), 15, 0.1, "adoption")
+    gate.touch()
     for g in ids:
         shown = cluster.wait_graph(g)
         assert shown["state"] == "finished", shown
@@ -265,14 +271,16 @@ def test_kill9_scheduler_mid_run_is_adopted(cluster: Cluster) -> None:
 def test_kill9_worker_mid_task_runs_again_elsewhere(cluster: Cluster, tmp_path: Path) -> None:
     cluster.scheduler()
     w1 = cluster.worker(slots=1)
-    log = tmp_path / "runs.log"
+    log, gate = tmp_path / "runs.log", tmp_path / "open"
     gid = cluster.submit({"name": "survive", "tasks": {
         "first": {"run": "tests.tasks:record", "args": {"log": str(log), "tag": "first"}},
-        "slow": {"run": "tests.tasks:sleep", "args": {"seconds": 2, "log": str(log),
-                                                     "tag": "slow"}, "after": ["first"]}}})
+        "slow": {"run": "tests.tasks:gate", "args": {"path": str(gate), "log": str(log),
+                                                    "tag": "slow"}, "after": ["first"]}}})
     wait_for(lambda: cluster.tasks(gid)["slow"]["state"] == "running", 20, what="slow running")
     w2 = cluster.worker(slots=1)
+    cluster.wait_daemon("worker", w2.pid)
     cluster.kill9(w1)
+    gate.touch()
     shown = cluster.wait_graph(gid, timeout=60)
     tasks = {t["name"]: t for t in shown["tasks"]}
     assert shown["state"] == "finished"
