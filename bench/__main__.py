@@ -57,12 +57,15 @@ def with_ratios(scenario: str, figures: dict[str, Any], bare: dict[str, float] |
     measured just before this run (the machine's speed drifts between runs)."""
     if bare is None:
         return figures
-    out = dict(figures, bare_throughput=bare["throughput"], bare_rtt_p50_ms=bare["rtt_p50_ms"])
+    out = dict(figures, bare_throughput=bare["throughput"], bare_rtt_p50_ms=bare["rtt_p50_ms"],
+               bare_one_way=bare["one_way"])
     for name, figure, *_, kind in FIGURES:
         if name == scenario and kind and figure in figures:
             base = bare["throughput"] if kind == "throughput" else bare["rtt_p50_ms"]
             values = figures[figure] if isinstance(figures[figure], list) else [figures[figure]]
             out[f"{figure}_x_bare"] = [v / base for v in values] if base else []
+            if kind == "throughput" and bare["one_way"]:
+                out[f"{figure}_x_one_way"] = [v / bare["one_way"] for v in values]
     return out
 
 
@@ -145,6 +148,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--budget", type=float, default=480.0, metavar="SECONDS",
                         help="time budget: heavy scenarios get fewer runs to stay within it "
                         "(0: none; default 480)")
+    parser.add_argument("--peers", action="store_true",
+                        help="also run Celery (prefork 2; redis and rpc result backends) on "
+                        "the throughput and chain shapes, in a venv of its own (bench/peers.py)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     runs = args.runs or (1 if args.quick else 3)
@@ -177,6 +183,13 @@ def main(argv: list[str] | None = None) -> int:
         doc["results"][db][scenario.name] = outcome
         print(f"{outcome['seconds']:.1f}s" + (f"  ERROR {outcome['error']}"
                                                if "error" in outcome else ""), flush=True)
+    if args.peers:
+        from bench import peers
+
+        print("celery peers ...", end=" ", flush=True)
+        t_peers = time.monotonic()
+        doc["peers"] = peers.measure()
+        print(f"{time.monotonic() - t_peers:.1f}s", flush=True)
     doc["seconds"] = time.monotonic() - started
     doc["machine"]["load_avg_at_end"] = [round(x, 2) for x in psutil.getloadavg()]
     args.output.parent.mkdir(parents=True, exist_ok=True)

@@ -9,7 +9,11 @@ reply and acks; the driver consumes the replies.
 
 * throughput: ``count`` round trips pipelined (all requests in flight at once, confirms awaited
   together, prefetch 100 on both consumers): round trips per second;
-* round trip: ``samples`` requests one at a time, each waiting for its reply: p50 and p99.
+* round trip: ``samples`` requests one at a time, each waiting for its reply: p50 and p99;
+* one-way: ``count`` persistent messages published with pipelined confirms and consumed (acked,
+  no reply) by the responder: messages per second from the first publish to the last
+  delivery (the responder reports when that was). A wgops task needs one such message to be
+  dispatched; its completion travels batched.
 """
 
 from __future__ import annotations
@@ -38,7 +42,21 @@ async def _responder(request_queue: str) -> None:
     stop = asyncio.Event()
     pending: set[asyncio.Task[Any]] = set()
 
+    last_one_way = 0.0
+
     async def reply(message: aio_pika.abc.AbstractIncomingMessage) -> None:
+        nonlocal last_one_way
+        if message.body.startswith(b"o"):           # one-way: consumed, no reply
+            last_one_way = time.time()
+            await message.ack()
+            return
+        if message.body == b"report":               # after the one-way burst, in queue order
+            body = repr(last_one_way).encode()
+            await publish_channel.default_exchange.publish(
+                aio_pika.Message(body, correlation_id="report"),
+                routing_key=message.reply_to or "")
+            await message.ack()
+            return
         if message.body == b"stop":
             await message.ack()
             stop.set()
@@ -97,6 +115,11 @@ class Driver:
     async def _on_reply(self, message: aio_pika.abc.AbstractIncomingMessage) -> None:
         now = time.perf_counter()
         await message.ack()
+        if message.correlation_id == "report":
+            waiter = self.waiters.pop(b"report", None)
+            if waiter is not None and not waiter.done():
+                waiter.set_result(float(message.body))
+            return
         waiter = self.waiters.pop(message.body, None)
         if waiter is not None and not waiter.done():
             waiter.set_result(now)
@@ -125,13 +148,25 @@ class Driver:
         return count / (max(done) - start)
 
 
+    async def one_way(self, count: int) -> float:
+        """Messages per second, first publish to last delivery, ``count`` in flight."""
+        bodies = [f"o{i}".encode() for i in range(count)]
+        start = time.time()
+        await asyncio.gather(*(self._send(b) for b in bodies))
+        report = asyncio.get_running_loop().create_future()
+        self.waiters[b"report"] = report
+        await self._send(b"report")
+        return count / (await report - start)
+
+
 async def measure(count: int = 2000, samples: int = 300) -> dict[str, float]:
     async with Driver() as driver:
         for i in range(20):                      # warm up
             await driver.round_trip(f"w{i}".encode())
         rate = await driver.pipelined(count)
+        one_way = await driver.one_way(count)
         trips = sorted([await driver.round_trip(f"r{i}".encode()) for i in range(samples)])
-    return {"throughput": rate, "rtt_p50_ms": 1000 * statistics.median(trips),
+    return {"throughput": rate, "one_way": one_way, "rtt_p50_ms": 1000 * statistics.median(trips),
             "rtt_p99_ms": 1000 * trips[min(len(trips) - 1, int(0.99 * len(trips)))]}
 
 

@@ -10,11 +10,14 @@ FIGURES: list[tuple[str, str, str, str, str, str | None]] = [
     ("throughput", "tasks_per_s", "1 throughput", "tasks/s", "higher", "throughput"),
     ("latency", "hop_p50_ms", "2 chain hop p50", "ms", "lower", "rtt"),
     ("latency", "hop_p99_ms", "2 chain hop p99", "ms", "lower", "rtt"),
+    ("latency", "hop_user_ms", "2 chain: first start to last end / hops", "ms", "lower", "rtt"),
     ("fanout", "seconds", "3 fan-out 500 + fan-in", "s", "lower", None),
     ("fanout", "tasks_per_s", "3 fan-out rate", "tasks/s", "higher", "throughput"),
     ("fanout", "reduce_hop_ms", "3 fan-in hop (500 results)", "ms", "lower", "rtt"),
     ("many_graphs", "graphs_per_s", "4 many graphs", "graphs/s", "higher", None),
     ("many_graphs", "tasks_per_s", "4 many graphs, tasks", "tasks/s", "higher", "throughput"),
+    ("many_graphs", "tasks_vs_one_graph", "4 many graphs : one 1,000-task graph (same run)", "x",
+     "higher", None),
     ("nesting", "seconds", "5 nesting 100 x 2 deep", "s", "lower", None),
     ("scale", "kb_per_graph", "6 scheduler memory / graph", "KB", "lower", None),
     ("scale", "cpu_ms_per_event_100", "6 CPU / event, 100 graphs", "ms", "lower", None),
@@ -49,14 +52,16 @@ FIGURES: list[tuple[str, str, str, str, str, str | None]] = [
 
 # targets on SQLite: figure -> (comparison, value, ratio comparison or None)
 TARGETS: dict[str, dict[str, Any]] = {
-    "throughput.tasks_per_s": {"min": 1000, "min_ratio": 0.40},
+    "throughput.tasks_per_s": {"min": 1000, "min_one_way": 0.40},
     "latency.hop_p50_ms": {"max": 3.0, "max_ratio": 2.0},
+    "latency.hop_user_ms": {"max_ratio": 2.0},
+    "many_graphs.tasks_vs_one_graph": {"min": 0.8},
     "nesting.seconds": {"max": 5.0},
-    "scale.kb_per_graph": {"max": 20.0},
-    "scale.cost_ratio": {"max": 1.3},
+    "scale.kb_per_graph": {"max": 10.0},
+    "scale.cost_ratio": {"max": 1.2},
     "metrics.scrape_ms": {"max": 50.0},
     "shapes.copies_vs_static": {"min": 0.9},
-    "postgres_vs_sqlite": {"max_factor": 2.0},
+    "postgres_vs_sqlite": {"max_factor": 1.5},
 }
 
 
@@ -90,7 +95,20 @@ def _ratio(doc: dict[str, Any], db: str, scenario: str, figure: str, kind: str |
     return median / base if base else None
 
 
-def _verdict(key: str, median: float, ratio: float | None) -> str:
+def _one_way(doc: dict[str, Any], db: str, scenario: str, figure: str, kind: str | None,
+             median: float) -> float | None:
+    """A rate against the bare one-way message rate (paired when the run had its own)."""
+    if kind != "throughput":
+        return None
+    paired = _figure(doc, db, scenario, f"{figure}_x_one_way")
+    if paired is not None:
+        return paired["median"]
+    base = doc["limit"].get("one_way", {}).get("median")
+    return median / base if base else None
+
+
+def _verdict(key: str, median: float, ratio: float | None,
+             one_way: float | None = None) -> str:
     target = TARGETS.get(key)
     if not target:
         return ""
@@ -104,6 +122,9 @@ def _verdict(key: str, median: float, ratio: float | None) -> str:
     if "min_ratio" in target and ratio is not None:
         parts.append(f">= {target['min_ratio']:.0%} bare")
         ok &= ratio >= target["min_ratio"]
+    if "min_one_way" in target and one_way is not None:
+        parts.append(f">= {target['min_one_way']:.0%} one-way")
+        ok &= one_way >= target["min_one_way"]
     if "max_ratio" in target and ratio is not None:
         parts.append(f"<= {target['max_ratio']:g}x bare")
         ok &= ratio <= target["max_ratio"]
@@ -126,15 +147,16 @@ def render(doc: dict[str, Any]) -> str:
         f"{_fmt(lim['throughput']['median'])} round trips/s "
         f"({_fmt(lim['throughput']['min'])}-{_fmt(lim['throughput']['max'])}), "
         f"round trip p50 {_fmt(lim['rtt_p50_ms']['median'])} ms, "
-        f"p99 {_fmt(lim['rtt_p99_ms']['median'])} ms",
+        f"p99 {_fmt(lim['rtt_p99_ms']['median'])} ms; one-way "
+        f"{_fmt(lim.get('one_way', {}).get('median'))} messages/s",
         "",
         "\"x bare\": for scenarios 1-4 the median of each run's figure divided by the bare "
         "loop measured just before that run (the machine's speed drifts); else against the "
         "loop above.",
         "",
-        "| scenario | unit | SQLite median (min-max) | x bare | PostgreSQL median (min-max) "
-        "| x bare | PG : SQLite | target (SQLite) |",
-        "|---|---|---|---|---|---|---|---|",
+        "| scenario | unit | SQLite median (min-max) | x bare | x one-way "
+        "| PostgreSQL median (min-max) | x bare | x one-way | PG : SQLite | target (SQLite) |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     factor_max = TARGETS["postgres_vs_sqlite"]["max_factor"]
     for scenario, figure, label, unit, better, kind in FIGURES:
@@ -150,9 +172,11 @@ def render(doc: dict[str, Any]) -> str:
             factor = f"{f:.2f}x slower" if f >= 1 else f"{1 / f:.2f}x faster"
             if f > factor_max:
                 factor += " MISS"
-        verdict = _verdict(f"{scenario}.{figure}", sq["median"], sq_ratio) if sq else ""
-        lines.append(f"| {label} | {unit} | {_cell(sq)} | {_fmt(sq_ratio)} | {_cell(pg)} | "
-                     f"{_fmt(pg_ratio)} | {factor} | {verdict} |")
+        sq_one = _one_way(doc, "sqlite", scenario, figure, kind, sq["median"]) if sq else None
+        pg_one = _one_way(doc, "postgres", scenario, figure, kind, pg["median"]) if pg else None
+        verdict = _verdict(f"{scenario}.{figure}", sq["median"], sq_ratio, sq_one) if sq else ""
+        lines.append(f"| {label} | {unit} | {_cell(sq)} | {_fmt(sq_ratio)} | {_fmt(sq_one)} | "
+                     f"{_cell(pg)} | {_fmt(pg_ratio)} | {_fmt(pg_one)} | {factor} | {verdict} |")
     errors = [(db, name, r["error"]) for db, by in doc["results"].items()
               for name, r in by.items() if "error" in r]
     notes = [(db, name, note) for db, by in doc["results"].items()
@@ -166,4 +190,34 @@ def render(doc: dict[str, Any]) -> str:
         lines.append(f"\n{db} {name}: {note}")
     for db, reason in doc.get("skipped", {}).items():
         lines.append(f"\n{db}: skipped ({reason})")
+    if "peers" in doc:
+        lines += ["", *render_peers(doc)]
     return "\n".join(lines)
+
+
+def render_peers(doc: dict[str, Any]) -> list[str]:
+    """wgops (SQLite, this run) beside Celery on the same shapes, and the ratios."""
+    peers = doc["peers"]
+    if "skipped" in peers:
+        return [f"peers: skipped ({peers['skipped']})"]
+    rate = _figure(doc, "sqlite", "throughput", "tasks_per_s")
+    hop = _figure(doc, "sqlite", "latency", "hop_user_ms")
+    lines = ["| shape | wgops (SQLite) | " + " | ".join(
+        f"{name} | wgops : {name}" for name in peers) + " |",
+        "|---|---|" + "---|---|" * len(peers)]
+    for label, fig, key, better in (("1,000 independent no-ops, tasks/s", rate, "tasks_per_s",
+                                     "higher"),
+                                    ("chain of 200, per hop (ms)", hop, "hop_user_ms", "lower")):
+        mine = fig["median"] if fig else None
+        cells = []
+        for result in peers.values():
+            theirs = result.get(key)
+            if "error" in result or theirs is None:
+                cells += [f"error: {result.get('error', '?')}", "-"]
+                continue
+            ratio = None if mine is None else (mine / theirs if better == "higher"
+                                               else theirs / mine)
+            cells += [_fmt(theirs), "-" if ratio is None else f"{ratio:.2f}x"
+                      + (" ahead" if ratio >= 1 else " behind")]
+        lines.append(f"| {label} | {_fmt(mine)} | " + " | ".join(cells) + " |")
+    return lines
