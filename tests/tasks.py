@@ -197,3 +197,16 @@ def python_graph(n: int) -> object:
     a = g.task("a", "tests.tasks:add", {"a": n, "b": 1})
     g.outputs(value=a)
     return g
+
+
+# -- hosts and partitions (tests/test_hosts.py) -------------------------------------------------
+
+def held(path: str, log: str, tag: str = "", limit: float = 120) -> str:
+    """``gate`` that records its start and its end (``start TAG PID`` / ``end TAG PID``):
+    counts how often a task held across a cut started, and which runs got to the end."""
+    with open(log, "a") as fh:
+        fh.write(f"start {tag} {os.getpid()} {time.time()}\n")
+    gate(path, limit=limit)
+    with open(log, "a") as fh:
+        fh.write(f"end {tag} {os.getpid()} {time.time()}\n")
+    return tag
