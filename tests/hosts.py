@@ -228,18 +228,23 @@ class Host(Cluster):
         self.inside = f"{net.prefix}.{4 * index + 2}"
         self.veth_out, self.veth_in = f"wgh{net.id}{index}", f"wgn{net.id}{index}"
         self._make_namespace()
-        self.broker = net.relays.relay(self.outside, BROKER)
-        self.postgres = net.relays.relay(self.outside, POSTGRES)
+        self.broker = net.relays.relay(self.outside, net.broker)
+        self.postgres = net.relays.relay(self.outside, net.postgres)
         home = tmp / f"host{index}"
         home.mkdir(parents=True, exist_ok=True)
-        db = net.db_url.replace("127.0.0.1:5432", f"{self.outside}:{self.postgres.port}")
+        pg = "{}:{}".format(*net.postgres)
+        db = net.db_url.replace(pg, f"{self.outside}:{self.postgres.port}")
         env = {**net.env, "WGOPS_HOME": str(home / "home"),
                "WGOPS_BROKER_URL":
                    f"amqp://guest:guest@{self.outside}:{self.broker.port}/?heartbeat=2",
                "WGOPS_DB_URL": db}
         super().__init__(env, home)
         self.direct = {**env, "WGOPS_DB_URL": net.db_url,
-                       "WGOPS_BROKER_URL": "amqp://guest:guest@127.0.0.1:5672/"}
+                       "WGOPS_BROKER_URL": "amqp://guest:guest@{}:{}/".format(*net.broker)}
+
+    def ns_command(self, args: list[str]) -> list[str]:
+        """``args`` run inside this host's namespace."""
+        return ["ip", "netns", "exec", self.ns, *args]
 
     def _make_namespace(self) -> None:
         self.net.namespaces.append(self.ns)
@@ -261,9 +266,9 @@ class Host(Cluster):
         log = self.tmp / f"daemon-{len(self.procs)}.log"
         env = {**self.env, **(extra_env or {})}
         with open(log, "wb") as fh:    # `ip netns exec` execs: the PID is the daemon's
-            proc = subprocess.Popen(["ip", "netns", "exec", self.ns, sys.executable, "-m",
-                                     "wgops", *args], env=env, stdout=fh,
-                                    stderr=subprocess.STDOUT, cwd=str(self.net.root))
+            proc = subprocess.Popen(self.ns_command([sys.executable, "-m", "wgops", *args]),
+                                    env=env, stdout=fh, stderr=subprocess.STDOUT,
+                                    cwd=str(self.net.root))
         self.procs.append(proc)
         self.logs[proc.pid] = log
         return proc
@@ -307,9 +312,11 @@ class Host(Cluster):
 class Net:
     """One test's network: a private subnet, its hosts and their relays."""
 
-    def __init__(self, env: dict[str, str], db_url: str, tmp: Path, root: Path):
+    def __init__(self, env: dict[str, str], db_url: str, tmp: Path, root: Path,
+                 broker: tuple[str, int] = BROKER, postgres: tuple[str, int] = POSTGRES):
         self.env = env
         self.db_url = db_url
+        self.broker, self.postgres = broker, postgres
         self.tmp = tmp
         self.root = root
         self.id = uuid.uuid4().hex[:8]
@@ -342,9 +349,11 @@ class Net:
 
 
 @contextmanager
-def network(env: dict[str, str], db_url: str, tmp: Path) -> Iterator[Net]:
-    """A :class:`Net` removed on the way out, whatever happened."""
-    net = Net(env, db_url, tmp, Path(__file__).resolve().parent.parent)
+def network(env: dict[str, str], db_url: str, tmp: Path, broker: tuple[str, int] = BROKER,
+            postgres: tuple[str, int] = POSTGRES) -> Iterator[Net]:
+    """A :class:`Net` removed on the way out, whatever happened. ``broker`` and
+    ``postgres``: the servers on loopback that the hosts' relays forward to."""
+    net = Net(env, db_url, tmp, Path(__file__).resolve().parent.parent, broker, postgres)
     try:
         yield net
     finally:
