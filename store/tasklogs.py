@@ -21,12 +21,9 @@ def bounded(text: str, limit: int) -> tuple[str, int]:
     if "\x00" in text:
         text = text.replace("\x00", "\ufffd")
     data = text.encode("utf-8", "replace")
-    if len(data) == len(text) and len(data) <= limit:
-        return text, 0                  # ASCII within the limit: the common case
     if len(data) > limit:
-        kept = data[len(data) - limit:].decode("utf-8", "ignore")
-    else:
-        kept = data.decode("utf-8")
+        data = data[len(data) - limit:]
+    kept = data.decode("utf-8", "ignore")
     return kept, max(0, len(text) - len(kept))
 
 
