@@ -255,3 +255,14 @@ def flaky_chatty(marker: str, fail_times: int = 1) -> str:
     if runs < fail_times:
         raise RuntimeError(f"failing run {runs + 1}")
     return "ok"
+
+
+def print_between_gates(texts: list[str], gates: list[str]) -> int:
+    """Prints ``texts[i]`` then waits for ``gates[i]``; prints the rest at the end (a log
+    that grows while a test watches)."""
+    for text, path in zip(texts, gates):
+        print(text, flush=True)
+        gate(path)
+    for text in texts[len(gates):]:
+        print(text)
+    return len(texts)
