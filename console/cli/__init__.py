@@ -27,6 +27,7 @@ def main() -> None:
         graph,
         metrics,
         ops,
+        prune,
         setup,
     )
 
