@@ -207,12 +207,7 @@ class Soak:
     # -- the run ------------------------------------------------------------------------------
 
     def run(self) -> dict[str, Any]:
-        import wgops
-
-        a = self.args
         self.pg, self.rabbit = Postgres(self.base), Rabbit(self.base)
-        self.pg.start()
-        self.rabbit.start()
         ns = "soak" + uuid.uuid4().hex[:8]
         env = {**os.environ, "WGOPS_NAMESPACE": ns, "WGOPS_ALLOW": "bench.soak_tasks:*",
                "WGOPS_HEARTBEAT": "0.5", "WGOPS_STALE_AFTER": str(STALE_AFTER),
@@ -221,6 +216,18 @@ class Soak:
         env = {k: v for k, v in env.items() if not (k.startswith("WGOPS_") and k not in (
             "WGOPS_NAMESPACE", "WGOPS_ALLOW", "WGOPS_HEARTBEAT", "WGOPS_STALE_AFTER",
             "WGOPS_GRACE"))}
+        try:
+            self.pg.start()
+            self.rabbit.start()
+            return self._run(env, ns)
+        finally:
+            self.rabbit.stop()
+            self.pg.stop()
+
+    def _run(self, env: dict[str, str], ns: str) -> dict[str, Any]:
+        import wgops
+
+        a = self.args
         duration = a.minutes * 60
         with network(env, self.pg.url(), self.base, ("127.0.0.1", self.rabbit.port),
                      ("127.0.0.1", self.pg.port)) as net:
@@ -249,8 +256,6 @@ class Soak:
             finally:
                 for h in self.hosts:
                     h.stop()
-        self.rabbit.stop()
-        self.pg.stop()
         verdict = judge(shows, self.expected, self.skipped, self.log, self.faults)
         print(render(verdict, self.faults, doctor, seconds, a.seed))
         return {"seed": a.seed, "minutes": a.minutes, "seconds": round(seconds, 1),
