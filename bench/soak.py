@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import random
 import shutil
@@ -313,6 +314,11 @@ def main(argv: list[str] | None = None) -> int:
     if a.minutes <= 0 or a.graphs < 1 or a.hosts < 2:
         print("soak: --minutes must be > 0, --graphs >= 1, --hosts >= 2", file=sys.stderr)
         return 2
+    # the submitting client's reconnection noise while the broker restarts: not the soak's news
+    logging.basicConfig(level=logging.ERROR, format="%(asctime)s %(levelname)s %(name)s: "
+                        "%(message)s")
+    for noisy in ("aiormq", "aio_pika"):
+        logging.getLogger(noisy).setLevel(logging.CRITICAL)
     why = unavailable()
     if why is not None:
         print(f"soak: cannot make hosts: {why}", file=sys.stderr)
