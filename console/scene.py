@@ -244,6 +244,10 @@ class SceneActions:
     async def graph(self, action: str, graph_id: int, *args: Any) -> str:
         raise WgopsError(f"the scene is a picture: {action} of graph {graph_id} not sent")
 
+    async def graphs(self, action: str, graph_ids: list[int]) -> str:
+        raise WgopsError(f"the scene is a picture: {action} of {len(graph_ids)} graphs not "
+                         "sent")
+
     async def daemons(self, action: str, kind: str = "", n: int = 1) -> str:
         raise WgopsError(f"the scene is a picture: daemons {action} not sent")
 

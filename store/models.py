@@ -28,6 +28,7 @@ from wgops.store.db import BaseModel
 GRAPH_STATES = ("queued", "running", "paused", "finished", "failed", "killed")
 GRAPH_ACTIVE = ("queued", "running", "paused")
 GRAPH_TERMINAL = ("finished", "failed", "killed")
+GRAPH_DELETING = "deleting"    # marked by a delete or prune, its rows going (wgops.store.deletion)
 TASK_STATES = ("waiting", "queued", "running", "finished", "failed", "skipped", "killed")
 TASK_TERMINAL = ("finished", "failed", "skipped", "killed")
 TASK_ACTIVE = ("waiting", "queued", "running")
@@ -60,7 +61,7 @@ class Graph(BaseModel):
     error = TextField(null=True)
     created = DoubleField(default=time.time)
     started = DoubleField(null=True)
-    finished = DoubleField(null=True)
+    finished = DoubleField(null=True, index=True)   # prune selects by it
 
 
 class Task(BaseModel):
@@ -168,10 +169,19 @@ class TaskLog(BaseModel):
         indexes = ((("task", "attempt"), True),)
 
 
+class Lease(BaseModel):
+    """A named lease: at most one holder until ``expires`` (e.g. the scheduler that applies
+    ``retention``; ``wgops.store.leases``)."""
+
+    name = CharField(primary_key=True)
+    holder = CharField(null=True)
+    expires = DoubleField(default=0.0)
+
+
 class SchemaVersion(BaseModel):
     version = IntegerField(primary_key=True)
     applied = DoubleField(default=time.time)
 
 
 MODELS: list[type[peewee.Model]] = [SchemaVersion, Graph, Task, Scheduler, Worker, Pool,
-                                    LogEntry, DeadLetter, TaskLog]
+                                    LogEntry, DeadLetter, TaskLog, Lease]

@@ -247,3 +247,49 @@ async def test_a_mapped_task_is_one_row_that_folds_its_copies_out(scene: SceneBa
         await pilot.press("enter")                           # on energy again: folded in
         await settle(pilot)
         assert len(table.rows) == 5
+
+
+async def test_marking_graphs_and_one_confirmation_for_the_marked_set(
+        scene: SceneBackend) -> None:
+    app = WgopsApp(scene, live=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        main = app.screen
+        table = main.query_one(GraphsTable)
+        await pilot.press("space", "space", "down", "space")       # 21, 20 and 18
+        await settle(pilot)
+        assert table.marked_ids() == [21, 20, 18]
+        assert str(table.get_row_at(0)[1]).startswith("● ")        # visibly marked
+        assert not str(table.get_row_at(2)[1]).startswith("●")
+        assert "3 marked" in str(main.query_one("#counts").render())
+        await pilot.press("up", "space")                           # 18 again: unmarked
+        await settle(pilot)
+        assert table.marked_ids() == [21, 20]
+        await pilot.press("x")
+        await settle(pilot)
+        assert isinstance(app.screen, ConfirmScreen)
+        assert app.screen.question == "Kill 2 graphs?"
+        await pilot.press("n")
+        await settle(pilot)
+        assert isinstance(app.screen, MainScreen) and table.marked_ids() == [21, 20]
+        # mark all shown by the filter; again: unmark them
+        await pilot.press("slash", *"running", "enter")
+        await pilot.pause(1.1)
+        await settle(pilot)
+        shown = shown_ids(app)
+        assert table.marked_ids() == []                # marks of rows no longer shown go
+        await pilot.press("M")
+        await settle(pilot)
+        assert table.marked_ids() == shown and len(shown) == 3
+        await pilot.press("p")
+        await settle(pilot)
+        assert app.screen.question == "Pause 3 graphs?"
+        await pilot.press("y")                         # the scene refuses: said, not crashed
+        await settle(pilot)
+        assert isinstance(app.screen, MainScreen)
+        await pilot.press("M")
+        await settle(pilot)
+        assert table.marked_ids() == []
+        await pilot.press("p")                         # nothing marked: the cursor's graph
+        await settle(pilot)
+        assert isinstance(app.screen, MainScreen)

@@ -126,6 +126,8 @@ class Client:
     play = _blocking(AsyncClient.play)
     kill = _blocking(AsyncClient.kill)
     retry = _blocking(AsyncClient.retry)
+    delete = _blocking(AsyncClient.delete)
+    prune = _blocking(AsyncClient.prune)
     reassign = _blocking(AsyncClient.reassign)
     set_priority = _blocking(AsyncClient.set_priority)
     pools = _blocking(AsyncClient.pools)

@@ -28,6 +28,7 @@ def main() -> None:
         logs,
         metrics,
         ops,
+        prune,
         setup,
     )
 
