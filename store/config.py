@@ -149,6 +149,7 @@ class Settings:
     max_dead_letters: int = 10_000  # dead letters kept (queue and table); older ones dropped
     max_map: int = 10_000           # copies one mapped task may have
     max_depth: int = 100            # levels of graphs nested at run time (built graphs)
+    max_log_bytes: int = 1_000_000  # an attempt's captured output kept (the tail); 0: none
     # HMAC keys of signed messages (the first signs, any verifies); never shown
     message_key: tuple[str, ...] = field(default=(), repr=False)
     consumer_timeout: float = 1800.0  # the broker's consumer_timeout, seconds
@@ -232,6 +233,8 @@ def _coerce(values: dict[str, Any]) -> dict[str, Any]:
         elif name in ("max_lost", "max_result_bytes", "max_message_bytes", "max_document_bytes",
                       "max_dead_letters", "max_map", "max_depth"):
             out[name] = _int(name, value, minimum=1)
+        elif name == "max_log_bytes":
+            out[name] = _int(name, value, minimum=0)
         elif name == "retention":
             off = value is None or str(value).strip().lower() in FALSE | {"none"}
             if isinstance(value, (int, float)) and not isinstance(value, bool):

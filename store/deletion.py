@@ -33,6 +33,7 @@ from wgops.store.models import (
     Graph,
     LogEntry,
     Task,
+    TaskLog,
 )
 
 BATCH = 500            # rows per delete transaction
@@ -41,9 +42,10 @@ PAUSE = 0.002          # seconds between two delete transactions (lets other wri
 
 # The tables whose rows belong to a graph or a task, deleted before the tasks and graphs
 # they belong to: (model, the column naming the graph or task, "graph" | "task").
-# A new table keyed by graph or task (task logs) is one more line here.
+# A new table keyed by graph or task is one more line here.
 CHILD_TABLES: list[tuple[type[peewee.Model], peewee.Field, str]] = [
     (LogEntry, LogEntry.graph, "graph"),
+    (TaskLog, TaskLog.task, "task"),
 ]
 
 

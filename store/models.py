@@ -13,6 +13,7 @@ from typing import Any
 import peewee
 from peewee import (
     AutoField,
+    BigIntegerField,
     BooleanField,
     CharField,
     DeferredForeignKey,
@@ -150,6 +151,24 @@ class DeadLetter(BaseModel):
     daemon = CharField(null=True)
 
 
+class TaskLog(BaseModel):
+    """What one attempt of a task printed (stdout, stderr, logging records), its tail of at
+    most ``max_log_bytes`` bytes; ``dropped``: how many characters came before it. Deleting a
+    task (or its graph) deletes its logs (``ON DELETE CASCADE``)."""
+
+    id = AutoField()
+    task = ForeignKeyField(Task, backref="logs", on_delete="CASCADE")
+    attempt = IntegerField()
+    text = TextField(default="")
+    dropped = BigIntegerField(default=0)
+    complete = BooleanField(default=False)         # the attempt ended (else: so far)
+    updated = DoubleField(default=time.time)
+
+    class Meta:
+        table_name = "task_log"
+        indexes = ((("task", "attempt"), True),)
+
+
 class Lease(BaseModel):
     """A named lease: at most one holder until ``expires`` (e.g. the scheduler that applies
     ``retention``; ``wgops.store.leases``)."""
@@ -165,4 +184,4 @@ class SchemaVersion(BaseModel):
 
 
 MODELS: list[type[peewee.Model]] = [SchemaVersion, Graph, Task, Scheduler, Worker, Pool,
-                                    LogEntry, DeadLetter, Lease]
+                                    LogEntry, DeadLetter, TaskLog, Lease]

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from textual.widgets import Static
 
 from wgops.console.app import WgopsApp
 from wgops.console.data.events import EventBuffer, parse_event
@@ -108,7 +109,24 @@ async def test_task_detail_shows_the_traceback(scene: SceneBackend) -> None:
         assert isinstance(app.screen, TaskScreen) and app.screen.detail is not None
         assert "SCF did not converge" in app.screen.detail["error"]["traceback"]
         titles = [s.border_title for s in app.screen.query(".section")]
-        assert titles[-1] == "Error" and "Arguments as dispatched" in titles
+        assert titles[-2:] == ["Error", "Log · attempt 3"] and "Arguments as dispatched" in titles
+        log = app.screen.query_one("#task-log", Static)
+        assert "ERROR wgops.examples.tasks: SCF did not converge" in str(log.render())
+
+
+async def test_task_log_of_a_running_task_is_followed(scene: SceneBackend) -> None:
+    app = WgopsApp(scene, live=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        app.post_message(OpenTask(16, "bands"))
+        await settle(pilot)
+        await pilot.pause()
+        assert isinstance(app.screen, TaskScreen)
+        log = app.screen.query_one("#task-log", Static)
+        assert log.border_title == "Log · attempt 1 · following"
+        assert "k-point 11/16" in str(log.render())
+        body = app.screen.query_one("#task-body")
+        assert body.max_scroll_y > 0 and body.scroll_y == body.max_scroll_y   # at the end
 
 
 async def test_destructive_actions_ask_and_pickers_list_choices(scene: SceneBackend) -> None:

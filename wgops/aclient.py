@@ -30,6 +30,7 @@ from wgops.store.errors import Conflict, InvalidDocument, Unreachable, WaitTimeo
 from wgops.store.graphs import get_graph, list_graphs, show_graph
 from wgops.store.models import GRAPH_STATES, GRAPH_TERMINAL
 from wgops.store.selection import select, states_of
+from wgops.store.tasklogs import task_log
 
 if TYPE_CHECKING:
     from wgops.daemon.broker import Broker
@@ -265,6 +266,19 @@ class AsyncClient:
         if state is not None and state not in GRAPH_STATES:
             raise ValueError(f"state must be one of {', '.join(GRAPH_STATES)}, not {state!r}")
         return await self._db(list_graphs, state, limit, nested)
+
+    async def logs(self, graph_id: int, task: str, attempt: int | None = None) -> Doc:
+        """What a task printed: ``{"graph", "task", "attempt", "text", "dropped",
+        "running"}`` (``wgops graph logs --json``). ``text``: the attempt's stdout, stderr and
+        logging records (``2026-12-02 01:02:03.456 INFO name: message``) as captured, at
+        most ``max_log_bytes`` (the tail); ``dropped``: characters written before it;
+        ``running``: the attempt still runs (the text so far, flushed every second or so).
+        ``task``: its name (a mapped task's copy is ``NAME[i]``); ``attempt``: 1 is the first,
+        None the last (0 with no text when the task has not started). ``NotFound`` for an
+        unknown graph or task, or an attempt it never had."""
+        if attempt is not None and (isinstance(attempt, bool) or not isinstance(attempt, int)):
+            raise ValueError(f"attempt must be an integer, not {attempt!r}")
+        return await self._db(task_log, graph_id, task, attempt)
 
     async def _bulk(self, action: str, graph_ids: tuple[int, ...], ids: Iterable[int] | None,
                     state: str | Iterable[str] | None, name: str | None, all: bool) -> Docs:

@@ -121,6 +121,7 @@ class Client:
     wait = _blocking(AsyncClient.wait)
     show = _blocking(AsyncClient.show)
     list = _blocking(AsyncClient.list)
+    logs = _blocking(AsyncClient.logs)
     pause = _blocking(AsyncClient.pause)
     play = _blocking(AsyncClient.play)
     kill = _blocking(AsyncClient.kill)

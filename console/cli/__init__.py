@@ -25,6 +25,7 @@ def main() -> None:
         demo,
         doctor,
         graph,
+        logs,
         metrics,
         ops,
         prune,
