@@ -406,18 +406,18 @@ def _retention_params() -> tuple[int, float, str]:
 
 
 def _store_bytes(inst: Installation) -> float:
-    """SQLite: the database file and its WAL; PostgreSQL: the graph, task and event tables
-    with their indexes and TOAST."""
+    """SQLite: the database file and its WAL; PostgreSQL: the graph, task, event and task_log
+    tables with their indexes and TOAST."""
     if inst.kind == "sqlite":
         path = inst.home / "wgops.db"
         return float(sum(p.stat().st_size for p in (path, path.with_name("wgops.db-wal"))
                          if p.exists()))
-    from wgops.store.models import Graph, LogEntry, Task
+    from wgops.store.models import Graph, LogEntry, Task, TaskLog
 
     def size() -> float:
         db = Graph._meta.database
         total = 0.0
-        for model in (Graph, Task, LogEntry):
+        for model in (Graph, Task, LogEntry, TaskLog):
             total += db.execute_sql("SELECT pg_total_relation_size(%s)",
                                     (model._meta.table_name,)).fetchone()[0]
         return total
