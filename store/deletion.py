@@ -197,6 +197,20 @@ def prune_events(store: Store, cutoff: float) -> int:
     return _batched(store, LogEntry, LogEntry.graph.is_null() & (LogEntry.ts < cutoff))
 
 
+def vacuum(store: Store) -> list[str]:
+    """Where the database reuses deleted rows' space only after ``VACUUM`` (PostgreSQL, whose
+    autovacuum may be off or late), vacuum the tables deletes touch; plain ``VACUUM`` takes no
+    lock that stops reads or writes. Returns the tables vacuumed (none on SQLite)."""
+    if not store.caps.vacuum:
+        return []
+    store.connect()
+    tables = [m._meta.table_name for m, *_ in CHILD_TABLES] + [Task._meta.table_name,
+                                                               Graph._meta.table_name]
+    for table in tables:
+        store.db.execute_sql(f'VACUUM "{table}"')
+    return tables
+
+
 def _record(store: Store, kind: str, actor: str, counts: dict[str, Any]) -> None:
     with store.write():
         log_event(kind, actor=actor, **counts)

@@ -202,3 +202,12 @@ def test_lease_one_holder_until_it_lapses(store: Store) -> None:
         assert leases.holder("retention", now + 14) is None
         assert leases.take("retention", "a", now + 15, 10)
     _ = set_tasks
+
+
+def test_vacuum_where_deleted_space_needs_it(store: Store) -> None:
+    g = submit(store)
+    end(store, g)
+    deletion.delete(store, [g.id])
+    tables = deletion.vacuum(store)
+    assert tables == ([] if store.caps.name == "sqlite" else
+                      ["event", "task_log", "task", "graph"])
