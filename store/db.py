@@ -87,11 +87,13 @@ class Capabilities:
     returning: bool              # UPDATE ... RETURNING: a write and its read in one statement
     begin_exclusive: str | None  # lock type that keeps every other writer out (migrations)
     advisory_lock: bool          # pg_advisory_xact_lock: a lock held for a transaction
+    vacuum: bool = False         # deleted rows' space is reused only after VACUUM (PostgreSQL;
+    #                              SQLite reuses freed pages by itself)
 
 
 SQLITE = Capabilities("sqlite", "IMMEDIATE", False, False,
                       sqlite3.sqlite_version_info >= (3, 35, 0), "EXCLUSIVE", False)
-POSTGRES = Capabilities("postgresql", None, True, True, True, None, True)
+POSTGRES = Capabilities("postgresql", None, True, True, True, None, True, vacuum=True)
 
 MIGRATION_LOCK = 0x77676F7073          # "wgops": the advisory lock of a migration
 
