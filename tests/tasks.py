@@ -197,3 +197,14 @@ def python_graph(n: int) -> object:
     a = g.task("a", "tests.tasks:add", {"a": n, "b": 1})
     g.outputs(value=a)
     return g
+
+
+def skew_gate(path: str) -> str:
+    """Runs until ``path`` exists, waiting in ``select`` with a relative timeout: under
+    libfaketime with FAKETIME_DONT_FAKE_MONOTONIC, ``time.sleep`` may fail with EINVAL
+    (its absolute monotonic deadline gets the offset), so the skewed worker's tasks use this."""
+    import select
+
+    while not os.path.exists(path):
+        select.select([], [], [], 0.02)
+    return path
