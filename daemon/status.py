@@ -8,7 +8,9 @@ with short timeouts, and a part that cannot be reached is reported with ``ok: fa
 The result holds the DESIGN §6 document (``broker``, ``database``, ``schedulers``, ``workers``,
 ``queues``) plus extra keys: ``arbiter`` (circus, with its watchers), ``home``, ``namespace``,
 ``ts``, and per daemon ``host``, ``state`` (running | stopping | stopped | flapping),
-``managed`` (run by this installation's arbiter), ``heartbeat_age``, ``uptime``,
+``managed`` (run by this installation's arbiter), ``orphan`` (a live daemon of this host that
+runs outside any arbiter: ``wgops daemon stop`` or ``start`` stops it), ``heartbeat_age``,
+``uptime``,
 ``cpu_percent``, ``memory`` (resident bytes; the last three only for daemons on this host).
 :func:`contract` strips it down to the DESIGN keys.
 """
@@ -175,6 +177,7 @@ def _fill_daemons(status: dict[str, Any], settings: Settings,
             else:
                 item.update(slots=row.slots, busy=row.busy, pools=_pools(row.pools))
             item.update(host=row.host, state=state, managed=local and row.pid in managed,
+                        orphan=proc is not None and row.pid not in managed,
                         started=row.started, heartbeat_age=round(db_time - row.heartbeat, 3),
                         **_usage(proc, now))
             status[group].append(item)
