@@ -25,6 +25,7 @@ test: venv broker
 	@bash scripts/ensure-postgres.sh
 	@bash scripts/ensure-browser.sh
 	@bash scripts/ensure-promtool.sh
+	@bash scripts/ensure-faketime.sh
 	@bash scripts/run-tests.sh $(PY) $(PYTEST_ARGS)
 
 bench: venv broker

@@ -96,9 +96,9 @@ class Watchdog:
         def _forget_tree(self, graph_id: int) -> None: ...
 
     async def _adopt_dead(self, now: float) -> None:
-        for dead in await self.db.read(liveness.dead_schedulers, self.id, now,
+        for dead in await self.db.read(liveness.dead_schedulers, self.id,
                                        self.settings.stale_after):
-            roots = await self.db.write(liveness.adopt, dead, self.id, now)
+            roots = await self.db.write(liveness.adopt, dead, self.id)
             if roots:
                 logger.warning("adopting %d graphs of dead scheduler %s", len(roots), dead)
             for gid in roots:
@@ -117,8 +117,8 @@ class Watchdog:
             self._forget_tree(gid)
 
     async def _sweep_orphans(self, now: float) -> None:
-        older_than = now - ORPHAN_AGE * self.settings.stale_after
-        for gid, priority in await self.db.read(liveness.orphans, older_than):
+        min_age = ORPHAN_AGE * self.settings.stale_after
+        for gid, priority in await self.db.read(liveness.orphans, min_age):
             await self.broker.publish(self.broker.names.graphs, LaunchGraph(graph=gid),
                                       priority=priority)
 
@@ -126,7 +126,7 @@ class Watchdog:
         """A detached task (its message acked early, near the broker's consumer_timeout)
         whose worker died has no message to be redelivered: queue it again (lost + 1), or
         quarantine it at ``max_lost``."""
-        lost = await self.db.read(liveness.dead_worker_tasks, now, self.settings.stale_after,
+        lost = await self.db.read(liveness.dead_worker_tasks, self.settings.stale_after,
                                   self.id, True)
         for task_id, graph_id, attempts, worker in lost:
             verdict = await self.db.write(execution.requeue_lost, task_id, attempts, worker,
