@@ -136,15 +136,18 @@ class CaptureHandler(logging.Handler):
 
 class Capture:
     """One slot process's capture: for the time of a call, ``sys.stdout``, ``sys.stderr``
-    and a root logging handler (the root logger at INFO) write into a :class:`TailBuffer`.
+    and a root logging handler write into a :class:`TailBuffer` (the root logger is set to
+    INFO if it was less verbose, and stays so: records of INFO and above are kept).
     ``flush(send)`` hands what was written since the last flush to ``send(dropped, text)``;
     a thread may call it while the task runs (writes and flushes take one lock)."""
 
     def __init__(self, limit: int):
         self.buffer = TailBuffer(limit)
         self.lock = threading.Lock()
-        self._saved: tuple[Any, Any, int] | None = None
+        self._saved: tuple[Any, Any] | None = None
         self._handler = CaptureHandler(self.write)
+        self._streams = (CaptureStream(self.write, "<stdout>"),
+                         CaptureStream(self.write, "<stderr>"))
         self.active = False
 
     def write(self, text: str) -> None:
@@ -152,22 +155,23 @@ class Capture:
             self.buffer.write(text)
 
     def start(self) -> None:
+        """Capture from now on, into an empty buffer (a Capture serves call after call)."""
         root = logging.getLogger()
-        self._saved = (sys.stdout, sys.stderr, root.level)
-        sys.stdout = CaptureStream(self.write, "<stdout>")
-        sys.stderr = CaptureStream(self.write, "<stderr>")
+        with self.lock:
+            self.buffer = TailBuffer(self.buffer.limit)
+        self._saved = (sys.stdout, sys.stderr)
+        sys.stdout, sys.stderr = self._streams
         root.addHandler(self._handler)
         if root.level > logging.INFO or root.level == logging.NOTSET:
-            root.setLevel(logging.INFO)
+            root.setLevel(logging.INFO)      # kept for the next calls (a level change clears
+            #                                  every logger's cache: not twice per call)
         self.active = True
 
     def stop(self) -> None:
         if self._saved is None:
             return
-        root = logging.getLogger()
-        root.removeHandler(self._handler)
-        sys.stdout, sys.stderr, level = self._saved
-        root.setLevel(level)
+        logging.getLogger().removeHandler(self._handler)
+        sys.stdout, sys.stderr = self._saved
         self._saved = None
         self.active = False
 
@@ -193,8 +197,16 @@ class _Routed(io.TextIOBase):
         super().__init__()
         self._fallback = fallback
 
-    def __getattr__(self, name: str) -> Any:      # fileno, buffer, encoding ... of the real one
+    def __getattr__(self, name: str) -> Any:      # fileno, buffer ... of the real one
         return getattr(self._fallback, name)
+
+    @property
+    def encoding(self) -> str:      # type: ignore[override]
+        return getattr(self._fallback, "encoding", None) or "utf-8"
+
+    @property
+    def errors(self) -> str | None:     # type: ignore[override]
+        return getattr(self._fallback, "errors", None)
 
     def writable(self) -> bool:
         return True

@@ -8,7 +8,8 @@ that crashes its process fails, the worker lives on. The event loop waits on the
 What a task prints and logs is captured in its slot (:class:`~wgops.daemon.capture.Capture`,
 bounded to the request's ``log_limit`` characters, the tail kept) and streamed to the worker as
 ``("log", dropped, text)`` frames on the same pipe: every ``LOG_FLUSH`` seconds by a thread of
-the slot process while there is new output, and once more just before the reply. A task whose
+the slot process while there is new output; the rest rides with the reply
+(``("logged", dropped, text, reply)``). A task whose
 process is killed (timeout, cancel) or dies keeps what reached the worker: all but its last
 ``LOG_FLUSH`` seconds at most.
 """
@@ -90,6 +91,7 @@ def _child(conn: Connection, task_path: tuple[str, ...]) -> None:
         os.environ.pop(name, None)
     allow.add_task_path(task_path)
     sender = _Sender(conn)
+    capture: Capture | None = None
     while True:
         try:
             request = conn.recv()
@@ -99,7 +101,8 @@ def _child(conn: Connection, task_path: tuple[str, ...]) -> None:
         if not log_limit:
             sender.send(_call(request))
             continue
-        capture = Capture(log_limit)
+        if capture is None or capture.buffer.limit != log_limit:
+            capture = Capture(log_limit)
         capture.start()
         sender.capture = capture
         sender.start_flusher()
@@ -108,8 +111,9 @@ def _child(conn: Connection, task_path: tuple[str, ...]) -> None:
         finally:
             capture.stop()
             sender.capture = None
-        capture.flush(sender.send_log)
-        sender.send(reply)
+        with capture.lock:                      # the last of the log rides with the reply
+            dropped, text = capture.buffer.take()
+        sender.send(("logged", dropped, text, reply) if text or dropped else reply)
 
 
 READ_SIZE = 1 << 16
@@ -200,10 +204,12 @@ class Slot:
             size, payload = frame
             del self._buffer[:size]
             message = ForkingPickler.loads(payload)
-            if message[0] == "log":
+            if message[0] in ("log", "logged"):
                 if self.on_log is not None:
                     self.on_log.add(message[1], message[2])
-                continue
+                if message[0] == "log":
+                    continue
+                message = message[3]
             waiter, self.waiter = self.waiter, None
             self.on_log = None
             if waiter is not None and not waiter.done():

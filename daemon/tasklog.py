@@ -6,8 +6,9 @@ Each attempt the worker runs gets an :class:`AttemptLog` (a
 the frames of its slot process, the routed prints of an ``async`` task, the pipes of a shell
 command. :class:`TaskLogs` writes the logs that changed, at most once per ``interval`` each, on
 the worker's heartbeat (one group-committed write for all of them), and an attempt's last text
-together with its outcome (queued just before it, so the same transaction takes both). An
-attempt that printed nothing costs no write at all.
+ahead of its outcome (the same transaction or an earlier one takes it): the last texts of the
+attempts that end together go in one statement (:class:`_Batch`). An attempt that printed
+nothing costs no write at all.
 """
 
 from __future__ import annotations
@@ -61,6 +62,30 @@ class AttemptLog:
                 "dropped": dropped + cut, "complete": complete, "updated": now}
 
 
+class _Batch:
+    """Last texts of attempts, written by one statement. Queued when its first row comes;
+    rows join it until the database thread runs it (then it is sealed: a write may run
+    again after a transient error, and must write the same rows)."""
+
+    def __init__(self) -> None:
+        self.rows: list[dict[str, Any]] = []
+        self.lock = threading.Lock()
+        self.sealed = False
+        self.future: asyncio.Future[Any] | None = None
+
+    def join(self, row: dict[str, Any]) -> bool:
+        with self.lock:
+            if self.sealed:
+                return False
+            self.rows.append(row)
+            return True
+
+    def write(self) -> None:                       # on the database thread
+        with self.lock:
+            self.sealed = True
+        tasklogs.save(self.rows)
+
+
 class TaskLogs:
     """The logs of the attempts running on one worker."""
 
@@ -69,6 +94,7 @@ class TaskLogs:
         self.limit = limit
         self.interval = interval
         self.running: dict[int, AttemptLog] = {}      # task id -> its running attempt's log
+        self._batch: _Batch | None = None
 
     def open(self, task: int, attempt: int) -> AttemptLog | None:
         """The log of an attempt that starts now (None when ``max_log_bytes`` is 0)."""
@@ -86,7 +112,14 @@ class TaskLogs:
             del self.running[log.task]
         if not log:
             return None
-        return self.db.queue_write(tasklogs.save, [log.row(True, time.time())])
+        row = log.row(True, time.time())
+        batch = self._batch
+        if batch is None or not batch.join(row):
+            batch = self._batch = _Batch()
+            batch.join(row)
+            batch.future = self.db.queue_write(batch.write)
+        assert batch.future is not None
+        return batch.future
 
     def discard(self, log: AttemptLog | None) -> None:
         if log is not None and self.running.get(log.task) is log:
