@@ -211,3 +211,22 @@ def test_vacuum_where_deleted_space_needs_it(store: Store) -> None:
     tables = deletion.vacuum(store)
     assert tables == ([] if store.caps.name == "sqlite" else
                       ["event", "task_log", "task", "graph"])
+
+
+def test_retry_that_read_before_a_mark_does_not_bring_the_graph_back(
+        store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    """On PostgreSQL a retry reads the graph outside any lock: it may see it failed after a
+    prune marked it. Its write is a compare-and-set, so it changes nothing."""
+    g = submit(store)
+    end(store, g, "failed")
+    stale = Graph.get_by_id(g.id)                      # what the retry read: failed
+    with store.write():
+        assert deletion._mark([g.id]) == [g.id]
+    reads = iter([stale])
+    real = control.get_graph
+    monkeypatch.setattr(control, "get_graph", lambda gid: next(reads, None) or real(gid))
+    with pytest.raises(Conflict, match="deleting"):
+        control.retry(store, g.id)
+    assert Graph.get_by_id(g.id).state == GRAPH_DELETING
+    assert {t.state for t in Task.select().where(Task.graph == g.id)} == {"finished"}
+    assert deletion.prune(store, 86400)["graphs"] == 1
