@@ -189,18 +189,21 @@ def test_prune_events_of_no_graph(store: Store) -> None:
     assert LogEntry.select().count() == 1
 
 
-def test_lease_one_holder_until_it_lapses(store: Store) -> None:
-    now = 1000.0
+def test_lease_one_holder_until_it_lapses_by_the_databases_clock(store: Store) -> None:
+    from wgops.store.models import Lease
+
     with store.write():
-        assert leases.take("retention", "a", now, 10)
-        assert not leases.take("retention", "b", now + 1, 10)
-        assert leases.take("retention", "a", now + 2, 10)          # renewed
-        assert not leases.take("retention", "b", now + 11, 10)
-        assert leases.take("retention", "b", now + 13, 10)         # lapsed
-        assert leases.holder("retention", now + 14) == "b"
+        assert leases.take("retention", "a", 30)
+        assert not leases.take("retention", "b", 30)
+        assert leases.take("retention", "a", 30)                   # renewed
+        assert leases.holder("retention") == "a"
+        Lease.update(expires=Lease.expires - 31).execute()         # 31 s later, not renewed
+        assert leases.holder("retention") is None
+        assert leases.take("retention", "b", 30)                   # lapsed: b takes it
+        assert not leases.take("retention", "a", 30)
         leases.release("retention", "b")
-        assert leases.holder("retention", now + 14) is None
-        assert leases.take("retention", "a", now + 15, 10)
+        assert leases.holder("retention") is None
+        assert leases.take("retention", "a", 30)
     _ = set_tasks
 
 
