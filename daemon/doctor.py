@@ -49,10 +49,10 @@ class Doctor:
     async def examine(self, repair: bool) -> dict[str, Any]:
         now = time.time()
         stale_after = self.settings.stale_after
-        owners = await self._read(liveness.dead_owners, now, stale_after)
-        lost = await self._read(liveness.dead_worker_tasks, now, stale_after)
+        owners = await self._read(liveness.dead_owners, stale_after)
+        lost = await self._read(liveness.dead_worker_tasks, stale_after)
         queued = await self._read(checks.queued_tasks, now - self.min_age, now)
-        unclaimed = await self._read(liveness.orphans, now - self.min_age)
+        unclaimed = await self._read(liveness.orphans, self.min_age)
         unsettled = await self._read(checks.unsettled_tasks, now - self.min_age)
         released = {gid for roots in owners.values() for gid in roots}
         launch: dict[int, int] = {}
@@ -63,7 +63,7 @@ class Doctor:
                 self._found("dead_owner", f"graph {gid} belongs to scheduler {owner}, which "
                             "is gone", graph=gid, daemon=owner)
             if repair:
-                for gid, priority in await self._write(liveness.release, owner, now, checks.ACTOR,
+                for gid, priority in await self._write(liveness.release, owner, checks.ACTOR,
                                                        f"owner {owner} is gone"):
                     launch[gid] = priority
                     self._repaired(graph=gid, check="dead_owner")
@@ -132,7 +132,7 @@ class Doctor:
         tasks); a graph whose owner is gone is launched instead."""
         for gid in sorted(graphs):
             owner = await self._read(loading.current_owner, gid)
-            if await self._read(liveness.scheduler_alive, owner, now, self.settings.stale_after):
+            if await self._read(liveness.scheduler_alive, owner, self.settings.stale_after):
                 await self.broker.publish(self.names.scheduler(owner),
                                           Control(op="refresh", graph=gid), mandatory=False)
 

@@ -11,12 +11,14 @@ graceful decr) holds its lock, so a crash loop could go on undetected. This one:
   (``-1``: forever), then left stopped — ``wgops daemon status`` shows it as ``flapping``
   and ``wgops daemon restart`` (or ``incr``) starts it again;
 - retries a command the arbiter refused because it was busy;
-- notes what it did in the watcher's log (``$WGOPS_HOME/logs/NAME.log``).
+- notes what it did in the watcher's log (``$WGOPS_HOME/logs/NAME.log``);
+- exits when the arbiter that started it is gone (SIGKILL, the OOM killer), as the daemons do.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -24,6 +26,7 @@ from typing import Any
 import zmq
 from circus.plugins import CircusPlugin
 from circus.util import to_str
+from tornado.ioloop import PeriodicCallback
 
 BUSY = ("already running", "restarting")
 CALL_TIMEOUT_MS = 5000
@@ -45,6 +48,15 @@ class CrashLoopGuard(CircusPlugin):
         self.tries: dict[str, int] = {}
         self.last_stop: dict[str, float] = {}
         self.signalled: set[int] = set()
+
+    def handle_init(self) -> None:
+        parent = os.getppid()
+
+        def check_parent() -> None:
+            if os.getppid() != parent:
+                self.stop()
+        self._parent_watch = PeriodicCallback(check_parent, 1000)
+        self._parent_watch.start()
 
     def handle_recv(self, data: list[bytes]) -> None:
         topic, raw = data

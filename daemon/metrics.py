@@ -27,7 +27,6 @@ import logging
 import os
 import signal
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
@@ -124,7 +123,7 @@ class StoreReader:
             self._store = Store(self.settings.db_url)
         try:
             self._store.connect()
-            return read_counts(time.time(), self.settings.stale_after)
+            return read_counts(self.settings.stale_after)
         except peewee.DatabaseError:
             self._store.close()
             raise

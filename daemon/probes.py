@@ -9,7 +9,6 @@ import errno
 import http.client
 import logging
 import socket
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
@@ -102,7 +101,7 @@ def announced_pids(settings: Settings, kind: str, pids: list[int]) -> set[int]:
     with db_session(settings):
         rows = model.select(model.pid).where(
             model.pid.in_(pids), model.host == HOST,
-            accepts_work(model, time.time(), settings.stale_after))
+            accepts_work(model, settings.stale_after))
         return {row.pid for row in rows}
 
 

@@ -1,4 +1,13 @@
-"""Running one daemon in the foreground: logging, signals, the heartbeat loop."""
+"""Running one daemon in the foreground: logging, signals, the heartbeat loop.
+
+**An arbiter that dies takes its daemons along.** A daemon remembers its parent (the circus
+arbiter, or whatever started it) and looks at every heartbeat: when it has been re-parented
+(the parent died: SIGKILL, the OOM killer), it stops as on SIGTERM, so a scheduler hands its
+graphs back and a worker lets its unfinished tasks be redelivered. A daemon started with no
+parent to follow (already a child of init) does not watch; ``WGOPS_WATCH_PARENT=0`` turns the
+watch off (tests make orphans this way). The parent-death signal (``PR_SET_PDEATHSIG``) is not
+used: it fires when the parent's *thread* that spawned the daemon ends, not the parent.
+"""
 
 from __future__ import annotations
 
@@ -22,6 +31,15 @@ def default_id(kind: str) -> str:
     return f"{kind[0]}-{host}-{os.getpid()}"
 
 
+def parent_to_follow() -> int | None:
+    """The parent pid this daemon stops with, or None (no watch)."""
+    parent = os.getppid()
+    if parent <= 1 or os.environ.get("WGOPS_WATCH_PARENT", "1").strip().lower() in (
+            "0", "off", "false", "no"):
+        return None
+    return parent
+
+
 def configure_logging(debug: bool) -> None:
     logging.basicConfig(
         level=logging.DEBUG if debug else logging.INFO, stream=sys.stderr, force=True,
@@ -33,6 +51,7 @@ def configure_logging(debug: bool) -> None:
 async def serve(daemon: Any, heartbeat: float) -> None:
     """initialize, tick every ``heartbeat`` seconds until SIGTERM/SIGINT, shutdown."""
     stop = asyncio.Event()
+    parent = parent_to_follow()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
@@ -53,6 +72,10 @@ async def serve(daemon: Any, heartbeat: float) -> None:
             except TimeoutError:
                 pass
             if stop.is_set():
+                break
+            if parent is not None and os.getppid() != parent:
+                logger.warning("%s %s: its parent %d is gone (the arbiter died?); stopping",
+                               type(daemon).__name__, daemon.id, parent)
                 break
             try:
                 await daemon.tick()

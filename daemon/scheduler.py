@@ -78,7 +78,7 @@ class SchedulerDaemon(Watchdog, Dispatcher, GraphLife):
         for name in (self.names.graphs, self.names.dead):
             await self.broker.declare(name)
         now = self.clock()
-        await self.db.write(liveness.heartbeat_scheduler, self.id, os.getpid(), 0, now)
+        await self.db.write(liveness.heartbeat_scheduler, self.id, os.getpid(), 0)
         await self._refresh_pools(now)
         inbox_channel = await self.broker.new_channel(prefetch=1000)
         inbox = await self.broker.declare(self.names.scheduler(self.id), inbox_channel)
@@ -104,7 +104,7 @@ class SchedulerDaemon(Watchdog, Dispatcher, GraphLife):
             except Exception:  # noqa: BLE001 - the channel may already be gone
                 logger.debug("cancel consumer", exc_info=True)
         async with self._flush_lock:
-            roots = await self.db.write(liveness.release, self.id, self.clock())
+            roots = await self.db.write(liveness.release, self.id)
         for gid, priority in roots:
             try:
                 await self.broker.publish(self.names.graphs, LaunchGraph(graph=gid),
@@ -122,7 +122,7 @@ class SchedulerDaemon(Watchdog, Dispatcher, GraphLife):
         """Periodic work; called every ``settings.heartbeat`` seconds."""
         now = self.clock() if now is None else now
         roots = sum(1 for r in self.runs.values() if r.parent_task is None)
-        await self.db.write(liveness.heartbeat_scheduler, self.id, os.getpid(), roots, now)
+        await self.db.write(liveness.heartbeat_scheduler, self.id, os.getpid(), roots)
         await self.broker.emit(event("daemon.heartbeat", data={
             "kind": "scheduler", "id": self.id, "pid": os.getpid(), "graphs": len(self.runs)}))
         await self.watch(now)
@@ -134,7 +134,7 @@ class SchedulerDaemon(Watchdog, Dispatcher, GraphLife):
 
     async def _refresh_pools(self, now: float) -> None:
         before = self.served
-        self.caps, self.served = await self.db.read(liveness.live_pools, now,
+        self.caps, self.served = await self.db.read(liveness.live_pools,
                                                     self.settings.stale_after)
         if self.served - before:
             await self.db.write(scheduling.clear_unserved, sorted(self.served - before))

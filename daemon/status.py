@@ -8,7 +8,9 @@ with short timeouts, and a part that cannot be reached is reported with ``ok: fa
 The result holds the DESIGN §6 document (``broker``, ``database``, ``schedulers``, ``workers``,
 ``queues``) plus extra keys: ``arbiter`` (circus, with its watchers), ``home``, ``namespace``,
 ``ts``, and per daemon ``host``, ``state`` (running | stopping | stopped | flapping),
-``managed`` (run by this installation's arbiter), ``heartbeat_age``, ``uptime``,
+``managed`` (run by this installation's arbiter), ``orphan`` (a live daemon of this host that
+runs outside any arbiter: ``wgops daemon stop`` or ``start`` stops it), ``heartbeat_age``,
+``uptime``,
 ``cpu_percent``, ``memory`` (resident bytes; the last three only for daemons on this host).
 :func:`contract` strips it down to the DESIGN keys.
 """
@@ -33,7 +35,7 @@ from wgops.daemon.protocol import Names
 from wgops.daemon.supervisor import Supervisor
 from wgops.store.config import Settings, mask_url
 from wgops.store.db import first_line
-from wgops.store.liveness import HOST, is_alive
+from wgops.store.liveness import HOST, database_time, is_alive
 from wgops.store.models import GRAPH_ACTIVE, Graph, Pool, Scheduler, Worker
 
 logger = logging.getLogger(__name__)
@@ -62,10 +64,10 @@ def collect_status(settings: Settings, broker_timeout: float = BROKER_TIMEOUT,
     }
     pools = {"default"}
     try:
-        rows, table_pools = _daemon_rows(settings)
+        rows, table_pools, db_time = _daemon_rows(settings)
         status["database"]["ok"] = True
         pools |= table_pools
-        _fill_daemons(status, settings, rows)
+        _fill_daemons(status, settings, rows, db_time)
         for worker in status["workers"]:
             if worker["alive"]:
                 pools.update(worker["pools"])
@@ -128,10 +130,12 @@ class NoSchema(Exception):
     """The database answers but holds no wgops tables."""
 
 
-def _daemon_rows(settings: Settings) -> tuple[dict[str, list[Any]], set[str]]:
-    since = time.time() - LISTED_FOR
+def _daemon_rows(settings: Settings) -> tuple[dict[str, list[Any]], set[str], float]:
+    """The daemon rows worth listing, the pools, and the database's time (liveness's clock)."""
     with db_session(settings):
         try:
+            db_time = database_time()
+            since = db_time - LISTED_FOR
             rows: dict[str, list[Any]] = {}
             for group, model in (("schedulers", Scheduler), ("workers", Worker)):
                 rows[group] = list(model.select().where(
@@ -148,12 +152,12 @@ def _daemon_rows(settings: Settings) -> tuple[dict[str, list[Any]], set[str]]:
             if "no such table" in str(exc) or "does not exist" in str(exc):
                 raise NoSchema("no wgops tables in the database (run wgops init)") from None
             raise
-    return rows, pools
+    return rows, pools, db_time
 
 
 def _fill_daemons(status: dict[str, Any], settings: Settings,
-                  rows: dict[str, list[Any]]) -> None:
-    now = time.time()
+                  rows: dict[str, list[Any]], db_time: float) -> None:
+    now = time.time()           # this host's clock: only for its own processes' uptime
     watchers = status["arbiter"]["watchers"]
     for group, kind in (("schedulers", "scheduler"), ("workers", "worker")):
         watcher = watchers.get(kind, {})
@@ -161,7 +165,7 @@ def _fill_daemons(status: dict[str, Any], settings: Settings,
         for row in rows[group]:
             local = row.host == HOST
             proc = _process(row.pid, row.started) if local else None
-            alive = is_alive(row.state, row.heartbeat, now, settings.stale_after) and (
+            alive = is_alive(row.state, row.heartbeat, db_time, settings.stale_after) and (
                 proc is not None or not local)
             if alive:
                 state = row.state
@@ -173,7 +177,8 @@ def _fill_daemons(status: dict[str, Any], settings: Settings,
             else:
                 item.update(slots=row.slots, busy=row.busy, pools=_pools(row.pools))
             item.update(host=row.host, state=state, managed=local and row.pid in managed,
-                        started=row.started, heartbeat_age=round(now - row.heartbeat, 3),
+                        orphan=proc is not None and row.pid not in managed,
+                        started=row.started, heartbeat_age=round(db_time - row.heartbeat, 3),
                         **_usage(proc, now))
             status[group].append(item)
 

@@ -12,7 +12,6 @@ import asyncio
 import contextlib
 import functools
 import json
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -43,7 +42,7 @@ async def check_scheduler(settings: Settings, store: Store, broker: Broker, sid:
     """Refuse a scheduler that may not be handed a graph: ``NotFound`` when there is none by
     that id, ``Conflict`` when it is dead or stopping (the one liveness rule) or its inbox
     is gone from the broker."""
-    await in_thread(store, accepting_scheduler, sid, time.time(), settings.stale_after)
+    await in_thread(store, accepting_scheduler, sid, settings.stale_after)
     if await broker.depth(broker.names.scheduler(sid)) is None:
         raise Conflict(f"scheduler {sid} has no inbox on the broker (is it running?)")
 

@@ -40,6 +40,7 @@ from wgops.daemon.circus_config import (
 )
 from wgops.daemon.logfiles import last_line
 from wgops.daemon.managed_broker import ManagedBroker
+from wgops.daemon.orphans import Orphan, find_orphans, stop_orphans
 from wgops.daemon.probes import (
     announced_pids,
     check_broker,
@@ -78,10 +79,11 @@ class WatcherInfo:
 
 @dataclass
 class StopResult:
-    pid: int
+    pid: int | None                 # the arbiter's (None: none ran, only orphans were stopped)
     processes: int
     killed: list[int]
     seconds: float
+    orphans: list[int] = field(default_factory=list)   # daemons that ran outside any arbiter
 
 
 def arbiter_process(layout: Layout) -> psutil.Process | None:
@@ -104,6 +106,7 @@ class Supervisor:
         self.settings = settings
         self.layout = Layout(settings.home)
         self.python = python or sys.executable
+        self.orphans_killed: list[int] = []
 
     # -- low level ------------------------------------------------------------------------
 
@@ -167,11 +170,15 @@ class Supervisor:
         :class:`~store.errors.Unreachable` when the broker or database cannot be reached and
         :class:`SupervisorError` otherwise; on failure, whatever was started is stopped."""
         self.layout.dir.mkdir(parents=True, exist_ok=True)
+        say = progress or (lambda _msg: None)
         with open(self.layout.dir / "start.lock", "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)        # two starts at once: one starts, one waits
+            for orphan in self.stop_orphans():
+                say(f"stopped {orphan.kind} {orphan.id} (pid {orphan.pid}): it ran outside "
+                    "any arbiter")
             if self.process() is not None:
                 return None
-            return self._start(plan, timeout, progress or (lambda _msg: None))
+            return self._start(plan, timeout, say)
 
     def _start(self, plan: Plan, timeout: float,
                say: Callable[[str], None]) -> dict[str, WatcherInfo]:
@@ -312,7 +319,11 @@ class Supervisor:
         arbiter = self.process()
         if arbiter is None:
             self._clean()
-            return None
+            orphans = self.stop_orphans()
+            if not orphans:
+                return None
+            return StopResult(None, 0, self.orphans_killed, time.monotonic() - started,
+                              [o.pid for o in orphans])
         tracked = tree(arbiter)
         self._stop_daemons_before_broker()
         try:
@@ -333,7 +344,25 @@ class Supervisor:
                 send_signal(proc, signal.SIGKILL)
         psutil.wait_procs([p for p in tracked if p.pid in killed], timeout=5)
         self._clean()
-        return StopResult(arbiter.pid, len(tracked) - 1, killed, time.monotonic() - started)
+        orphans = self.stop_orphans()
+        return StopResult(arbiter.pid, len(tracked) - 1, killed + self.orphans_killed,
+                          time.monotonic() - started, [o.pid for o in orphans])
+
+    def orphans(self) -> list[Orphan]:
+        """This installation's daemons on this host that run outside its arbiter (see
+        :mod:`wgops.daemon.orphans`); empty when the database cannot be read."""
+        try:
+            return find_orphans(self.settings, self.process())
+        except Exception:  # noqa: BLE001 - a stop or start goes on without them (no tables yet)
+            logger.debug("looking for daemons outside the arbiter", exc_info=True)
+            return []
+
+    def stop_orphans(self) -> list[Orphan]:
+        """Stop :meth:`orphans` (SIGTERM, SIGKILL after the grace); the pids that had to be
+        killed are in ``orphans_killed``."""
+        found = self.orphans()
+        self.orphans_killed = stop_orphans(found, self.settings.grace)
+        return found
 
     def _stop_daemons_before_broker(self) -> None:
         """With a managed broker, the daemons stop (drain, hand back) while it still runs."""

@@ -86,7 +86,7 @@ class WorkerDaemon:
         await self.broker.connect_retrying()
         await self.broker.declare(self.names.dead)
         await self.db.write(liveness.heartbeat_worker, self.id, os.getpid(), self.slots,
-                            list(self.pools), [], self.clock())
+                            list(self.pools), [])
         channel = await self.broker.new_channel()
         await channel.set_qos(prefetch_count=self.slots, global_=len(self.pools) > 1)
         for pool in self.pools:
@@ -104,7 +104,7 @@ class WorkerDaemon:
         executing = sorted(self.executing)
         logs = self.logs.flush()         # running tasks' output so far, one write for all
         await self.db.write(liveness.heartbeat_worker, self.id, os.getpid(), self.slots,
-                            list(self.pools), executing, now)
+                            list(self.pools), executing)
         await self.logs.settle(logs)
         await self.broker.emit(event("daemon.heartbeat", data={
             "kind": "worker", "id": self.id, "pid": os.getpid(), "slots": self.slots,
@@ -126,7 +126,7 @@ class WorkerDaemon:
                 logger.warning("handing %d unfinished tasks back to the queue", len(pending))
                 await asyncio.wait(pending, timeout=5)
         await self.db.write(liveness.heartbeat_worker, self.id, os.getpid(), self.slots,
-                            list(self.pools), [], self.clock(), "stopped")
+                            list(self.pools), [], "stopped")
         await self.broker.emit(event("daemon.stopped", data={"kind": "worker", "id": self.id}))
         logger.info("worker %s notified %d task ends in %d messages", self.id,
                     self.notifier.notified, self.notifier.messages)

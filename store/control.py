@@ -107,7 +107,7 @@ def reassign(store: Store, graph_id: int, to: str, stale_after: float,
         if graph.state not in GRAPH_ACTIVE:
             raise Conflict(f"graph {graph_id} is {graph.state}; only a live graph can be "
                            "reassigned")
-        accepting_scheduler(to, time.time(), stale_after)
+        accepting_scheduler(to, stale_after)
         old = graph.scheduler
         if old == to:
             raise Conflict(f"graph {graph_id} already belongs to {to}")

@@ -30,17 +30,17 @@ class Counts:
     pools: set[str] = field(default_factory=set)                 # every pool known
 
 
-def read_counts(now: float, stale_after: float) -> Counts:
+def read_counts(stale_after: float) -> Counts:
     """The gauges, read in a handful of small queries (run inside a connection)."""
     counts = Counts()
     by_state = dict(Graph.select(Graph.state, fn.COUNT(Graph.id)).group_by(Graph.state)
                     .tuples())
     counts.graphs = {state: int(by_state.get(state, 0)) for state in GRAPH_STATES}
     counts.schedulers = Scheduler.select().where(
-        alive(Scheduler, now, stale_after)).count()
+        alive(Scheduler, stale_after)).count()
     counts.pools = {"default"}
     for slots, busy, pools in Worker.select(Worker.slots, Worker.busy, Worker.pools).where(
-            alive(Worker, now, stale_after)).tuples():
+            alive(Worker, stale_after)).tuples():
         counts.workers += 1
         busy = min(int(busy or 0), int(slots or 0))
         counts.slots_busy += busy

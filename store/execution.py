@@ -78,7 +78,7 @@ def start(task_id: int, attempt: int, worker: str, redelivered: bool, max_lost: 
         return "run", _stored(task_id)
     if row.state != "running" or not redelivered or row.attempts < attempt + 1:
         return "drop", row.state
-    if row.worker and row.worker != worker and worker_alive(row.worker, now, stale_after):
+    if row.worker and row.worker != worker and worker_alive(row.worker, stale_after):
         return "wait", None
     if row.lost + 1 >= max_lost:
         if not quarantine(task_id, row.graph_id, row.attempts, row.lost + 1, row.worker,

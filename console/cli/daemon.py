@@ -111,6 +111,14 @@ def stop(app: AppContext, timeout: float | None) -> None:
         click.echo(f"no arbiter running for {app.settings.home}")
         return
     note = f"; killed {len(result.killed)} that outlived the timeout" if result.killed else ""
+    if result.orphans:
+        note += (f"; and {len(result.orphans)} daemons that ran outside any arbiter (pids "
+                 f"{', '.join(map(str, result.orphans))})")
+    if result.pid is None:
+        click.echo(f"no arbiter running for {app.settings.home}; stopped "
+                   f"{len(result.orphans)} daemons that ran outside it (pids "
+                   f"{', '.join(map(str, result.orphans))}) in {result.seconds:.1f}s")
+        return
     click.echo(f"stopped: arbiter pid {result.pid} and {result.processes} processes in "
                f"{result.seconds:.1f}s{note}")
 
@@ -177,6 +185,11 @@ def _render_status(data: dict) -> str:
               duration(d["uptime"]),
               "-" if d["cpu_percent"] is None else f"{d['cpu_percent']:.0f}",
               "-" if d["memory"] is None else f"{d['memory'] / 1e6:.0f}"] for d in rows]))
+    orphans = [f"{group[:-1]} {d['id']} (pid {d['pid']})" for group in ("schedulers", "workers")
+               for d in data[group] if d.get("orphan")]
+    if orphans:
+        lines += ["", f"orphans   {len(orphans)} daemons of this installation run outside any "
+                  f"arbiter: {', '.join(orphans)}; wgops daemon stop (or start) stops them"]
     lines.append("")
     if data["queues"]:
         lines.append(table(["queue", "messages", "consumers"],

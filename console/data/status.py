@@ -129,8 +129,9 @@ class StatusPoller:
             logger.exception("collecting the daemon status")
             return None
 
-    def _from_store(self, rows: dict[str, list[dict[str, Any]]], now: float) -> dict[str, Any]:
+    def _from_store(self, rows: dict[str, Any], now: float) -> dict[str, Any]:
         stale = self.settings.stale_after
+        now = rows.get("db_time", now)       # heartbeats are the database's time
         doc: dict[str, Any] = {"schedulers": [], "workers": []}
         for kind in ("schedulers", "workers"):
             for row in rows[kind]:

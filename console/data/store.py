@@ -22,6 +22,7 @@ from wgops.store.config import mask_url
 from wgops.store.db import Store
 from wgops.store.errors import NotFound, Unreachable
 from wgops.store.graphs import progress, show_graph
+from wgops.store.liveness import database_time
 from wgops.store.models import GRAPH_STATES, Graph, Scheduler, Task, Worker, loads
 from wgops.store.refs import task_refs
 from wgops.store.tasklogs import task_log
@@ -80,7 +81,7 @@ class StoreReader:
     async def pools(self) -> list[PoolRow]:
         return await self.call(pool_rows)
 
-    async def daemons(self) -> dict[str, list[dict[str, Any]]]:
+    async def daemons(self) -> dict[str, Any]:
         return await self.call(daemon_rows)
 
 
@@ -219,12 +220,13 @@ def pool_rows() -> list[PoolRow]:
     return [PoolRow(p["name"], p["running"], p["queued"], p["max_running"]) for p in pools()]
 
 
-def daemon_rows() -> dict[str, list[dict[str, Any]]]:
-    """Schedulers and workers as the store knows them (heartbeats), for the status fallback."""
+def daemon_rows() -> dict[str, Any]:
+    """Schedulers and workers as the store knows them (heartbeats), for the status fallback,
+    with ``db_time``: the database's time, which their heartbeats are judged by."""
     scheds = [{"id": s.id, "pid": s.pid, "host": s.host, "state": s.state, "started": s.started,
                "heartbeat": s.heartbeat, "graphs": s.graphs}
               for s in Scheduler.select().order_by(Scheduler.id)]
     workers = [{"id": w.id, "pid": w.pid, "host": w.host, "state": w.state, "slots": w.slots,
                 "busy": w.busy, "pools": loads(w.pools), "started": w.started,
                 "heartbeat": w.heartbeat} for w in Worker.select().order_by(Worker.id)]
-    return {"schedulers": scheds, "workers": workers}
+    return {"schedulers": scheds, "workers": workers, "db_time": database_time()}
