@@ -22,7 +22,7 @@ from textual.screen import Screen
 
 from wgops.console.data.backend import Backend
 from wgops.console.data.model import EventRow, Status
-from wgops.console.messages import GraphAction, OpenGraph, OpenTask
+from wgops.console.messages import GraphAction, GraphsAction, OpenGraph, OpenTask
 from wgops.console.screens.base import GRAPH_HELP, ConsoleScreen
 from wgops.console.screens.dialogs import ConfirmScreen, HelpScreen, PickScreen, SubmitScreen
 from wgops.console.screens.events import EventsScreen
@@ -38,7 +38,7 @@ DRAIN_EVERY = 0.5           # seconds between events drains
 HISTORY = 2000              # events kept for the events screen
 
 # actions that change something: hidden (bindings, palette, help) with --readonly
-MUTATING = {"graph", "submit", "scale", "start_daemons", "stop_daemons"}
+MUTATING = {"graph", "submit", "scale", "start_daemons", "stop_daemons", "mark", "mark_all"}
 NAVIGATION = [("↑ ↓ / j k", "Move"), ("enter", "Drill down (graph → task / nested graph)"),
               ("esc", "Back, or clear the filter"), ("/", "Filter the graphs or the events"),
               ("s", "Sort the graphs (or click a column header)"), ("mouse", "Click, scroll")]
@@ -235,6 +235,28 @@ class WgopsApp(App[None]):
                              if p is not None else None)
         else:
             self._run_graph(action, graph_id)
+
+    BULK_DETAIL = {
+        "pause": "No new tasks start in them; running tasks finish.",
+        "play": "The paused ones resume.",
+        "kill": "Running tasks are cancelled, the rest marked killed, nested graphs included.",
+        "retry": "The failed, skipped and killed tasks of the failed and killed ones are "
+                 "queued again.",
+    }
+
+    def on_graphs_action(self, message: GraphsAction) -> None:
+        """An action on the marked graphs, after one confirmation that says how many."""
+        action, ids = message.action, list(message.graph_ids)
+        if self.readonly or not ids:
+            return
+        what = f"{len(ids)} graph{'s' if len(ids) != 1 else ''}"
+        self.push_screen(ConfirmScreen(f"{action.capitalize()} {what}?",
+                                       self.BULK_DETAIL.get(action, ""), action.capitalize()),
+                         lambda yes: self._run_graphs(action, ids) if yes else None)
+
+    @work(group="actions")
+    async def _run_graphs(self, action: str, graph_ids: list[int]) -> None:
+        await self._report(self.backend.actions.graphs(action, graph_ids))
 
     @work(group="actions")
     async def _run_graph(self, action: str, graph_id: int, *args: Any) -> None:

@@ -36,3 +36,13 @@ class GraphAction(Message):
         self.action = action
         self.graph_id = graph_id
         self.owner = owner
+
+
+class GraphsAction(Message):
+    """Run an operator action (pause, play, kill, retry) on several graphs at once, the
+    marked ones; the app asks once, saying how many."""
+
+    def __init__(self, action: str, graph_ids: list[int]) -> None:
+        super().__init__()
+        self.action = action
+        self.graph_ids = graph_ids

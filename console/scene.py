@@ -30,7 +30,7 @@ from wgops.store.document import load_document
 from wgops.store.errors import WgopsError
 from wgops.store.graphs import create_graph
 from wgops.store.migrations import migrate
-from wgops.store.models import Graph, Pool, Task, dumps
+from wgops.store.models import Graph, Pool, Task, TaskLog, dumps
 from wgops.store.shapes import copy_spec
 
 NOW = 1_750_000_000.0                      # 2025-06-15 15:06:40 UTC
@@ -138,6 +138,39 @@ def seed(store: Store) -> None:
         _graph(hello, "queued", NOW - 5, None, priority=9, started=None)
         # 21: sweep, its mapped task half way through its nine copies
         _sweep(load_document(EXAMPLES / "sweep.yaml"))
+        _logs()
+
+
+def _stamp(ts: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(ts)) + f".{int(ts * 1000) % 1000:03d}"
+
+
+def _logs() -> None:
+    """What the failed relax of graph 18 printed in its last attempt, and what the running
+    bands of the nested graph 16 has printed so far."""
+    start = NOW - 699
+    relax = [f"{_stamp(start + 0.012)} INFO wgops.examples.tasks: relaxing InP: 12 steps, "
+             "lattice fcc, a0 5.8687"]
+    for step in range(1, 13):
+        relax.append(f"step {step:2d}  energy {-151.2 - 0.31 * step + 0.02 * step ** 1.5:.4f}"
+                     f"  max force {0.84 / step ** 0.5:.4f}")
+    relax += [f"{_stamp(start + 4.871)} WARNING wgops.examples.tasks: forces still above "
+              "0.05 eV/A after 12 steps",
+              f"{_stamp(start + 4.902)} ERROR wgops.examples.tasks: SCF did not converge for "
+              "InP; giving up"]
+    bands = [f"{_stamp(NOW - 57.6)} INFO wgops.examples.tasks: 16 k-points, 4 bands"]
+    for k in range(11):
+        bands.append(f"k-point {k + 1:2d}/16  e = " + " ".join(
+            f"{-5.1 + 2.3 * b + 0.07 * k:7.3f}" for b in range(4)))
+        bands.append(f"  davidson: {6 + k % 4} iterations, residual {3.1e-7 / (k + 1):.2e}")
+        if k % 4 == 3:
+            bands.append(f"{_stamp(NOW - 57.6 + 4.1 * k)} INFO wgops.examples.tasks: "
+                         f"{k + 1} of 16 k-points done")
+    for gid, name, attempt, lines, complete in ((18, "relax", 3, relax, True),
+                                                (16, "bands", 1, bands, False)):
+        task = Task.get(Task.graph == gid, Task.name == name)
+        TaskLog.create(task=task, attempt=attempt, text="\n".join(lines) + "\n", dropped=0,
+                       complete=complete, updated=NOW)
 
 
 def _sweep(doc: dict[str, Any]) -> None:
@@ -210,6 +243,10 @@ class SceneActions:
 
     async def graph(self, action: str, graph_id: int, *args: Any) -> str:
         raise WgopsError(f"the scene is a picture: {action} of graph {graph_id} not sent")
+
+    async def graphs(self, action: str, graph_ids: list[int]) -> str:
+        raise WgopsError(f"the scene is a picture: {action} of {len(graph_ids)} graphs not "
+                         "sent")
 
     async def daemons(self, action: str, kind: str = "", n: int = 1) -> str:
         raise WgopsError(f"the scene is a picture: daemons {action} not sent")

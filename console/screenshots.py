@@ -84,6 +84,16 @@ async def task_detail(pilot: Pilot[None]) -> None:
     await settle(pilot)
 
 
+async def task_log(pilot: Pilot[None]) -> None:
+    await settle(pilot)
+    app = pilot.app
+    assert isinstance(app, WgopsApp)
+    app.post_message(OpenTask(16, "bands"))      # running: its log so far, followed
+    await settle(pilot)
+    await pilot.pause()
+    await settle(pilot)
+
+
 async def command_palette(pilot: Pilot[None]) -> None:
     from textual.command import CommandList
 
@@ -112,10 +122,26 @@ async def confirm_dialog(pilot: Pilot[None]) -> None:
     await settle(pilot)
 
 
+async def graphs_marked(pilot: Pilot[None]) -> None:
+    await settle(pilot)
+    await pilot.press("down", "space", "space", "down", "space")   # graphs 20, 19 and 17
+    await settle(pilot)
+
+
+async def bulk_confirm(pilot: Pilot[None]) -> None:
+    await settle(pilot)
+    await pilot.press("slash", *"running", "enter")   # the filter shows the running graphs
+    await pilot.pause(1.1)                             # the table reads at most once a second
+    await settle(pilot)
+    await pilot.press("M", "x")                        # mark them all, kill: asks once
+    await settle(pilot)
+
+
 SHOTS: dict[str, Callable[[Pilot[None]], Awaitable[None]]] = {
     "overview": overview, "graph-detail": graph_detail, "graph-dag": graph_dag,
     "graph-timeline": graph_timeline, "graph-map": graph_map, "task-detail": task_detail,
-    "command-palette": command_palette, "confirm-dialog": confirm_dialog,
+    "task-log": task_log, "command-palette": command_palette, "confirm-dialog": confirm_dialog,
+    "graphs-marked": graphs_marked, "bulk-confirm": bulk_confirm,
 }
 
 

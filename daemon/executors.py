@@ -1,7 +1,9 @@
 """Task executors, one per kind, behind one contract.
 
-``await executor.execute(job)`` runs one :class:`Job` — a task's attempt as its *stored* row
-says (its message only names it) — and returns the result's JSON text or raises
+``await executor.execute(job, log)`` runs one :class:`Job` — a task's attempt as its *stored*
+row says (its message only names it) — writing what it prints to ``log`` (an
+:class:`~wgops.daemon.tasklog.AttemptLog`, or None: not captured), and returns the result's
+JSON text or raises
 :class:`~wgops.daemon.results.TaskFailed` (with a type, a message and maybe a traceback, and
 for shell tasks the ``{stdout, stderr, returncode}`` result in ``result``);
 ``cancel(task_id)`` stops a running task at once.
@@ -10,6 +12,7 @@ for shell tasks the ``{stdout, stderr, returncode}`` result in ``result``);
 from __future__ import annotations
 
 import asyncio
+import codecs
 import inspect
 import os
 import signal
@@ -18,8 +21,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from wgops.daemon import allow
+from wgops.daemon.capture import TailBuffer, install_router, route_to
 from wgops.daemon.results import HIDDEN_FROM_TASKS, TaskFailed, encode_result
 from wgops.daemon.slots import SlotProcesses
+from wgops.daemon.tasklog import AttemptLog
 from wgops.store.config import Settings
 from wgops.store.execution import StartedTask
 from wgops.store.shell import compile_command
@@ -87,6 +92,8 @@ class PythonExecutor:
 
     def start(self) -> None:
         self.slots.start()
+        if self.settings.max_log_bytes:
+            install_router()        # async tasks' prints and logging go to their own logs
 
     def close(self) -> None:
         self.slots.close()
@@ -97,7 +104,7 @@ class PythonExecutor:
             self._kinds[target] = inspect.iscoroutinefunction(func)
         return self._kinds[target]
 
-    async def execute(self, job: Job) -> str:
+    async def execute(self, job: Job, log: AttemptLog | None = None) -> str:
         try:
             target = allow.check(job.target, self.settings.allow, self.worker_id)
             is_async = self._is_async(target)
@@ -106,8 +113,11 @@ class PythonExecutor:
         builder = job.kind == "build"
         if not is_async:
             return await self.slots.run(job.task, target, job.args, job.timeout,
-                                        self.settings.max_result_bytes, builder)
-        task = asyncio.ensure_future(allow.resolve(target)(**job.args))
+                                        self.settings.max_result_bytes, builder, log)
+        coro = allow.resolve(target)(**job.args)
+        loop = asyncio.get_running_loop()
+        task = loop.create_task(coro) if log is None else \
+            loop.create_task(coro, context=route_to(log.write))
         self.running[job.task] = task
         try:
             value = await asyncio.wait_for(task, job.timeout)
@@ -145,7 +155,7 @@ class ShellExecutor:
         self.worker_id = worker_id
         self.procs: dict[int, asyncio.subprocess.Process] = {}
 
-    async def execute(self, job: Job) -> str:
+    async def execute(self, job: Job, log: AttemptLog | None = None) -> str:
         if not self.settings.shell:
             raise TaskFailed("NotAllowed", f"shell tasks are not allowed on worker "
                              f"{self.worker_id} (WGOPS_SHELL is off)")
@@ -154,17 +164,19 @@ class ShellExecutor:
             stdin=asyncio.subprocess.DEVNULL, start_new_session=True,
             env=task_environment(job.env))
         self.procs[job.task] = proc
+        out, err = TailBuffer(OUTPUT_LIMIT), TailBuffer(OUTPUT_LIMIT)
+        assert proc.stdout is not None and proc.stderr is not None
         try:
-            out, err = await asyncio.wait_for(proc.communicate(), job.timeout)
+            await asyncio.wait_for(asyncio.gather(_pump(proc.stdout, out, log),
+                                                  _pump(proc.stderr, err, log), proc.wait()),
+                                   job.timeout)
         except TimeoutError:
             self._kill(proc)
             await proc.wait()
             raise TaskFailed("Timeout", f"timed out after {job.timeout}s") from None
         finally:
             self.procs.pop(job.task, None)
-        result = {"stdout": out.decode("utf-8", "replace")[-OUTPUT_LIMIT:],
-                  "stderr": err.decode("utf-8", "replace")[-OUTPUT_LIMIT:],
-                  "returncode": proc.returncode}
+        result = {"stdout": out.text(), "stderr": err.text(), "returncode": proc.returncode}
         if proc.returncode != 0:
             if proc.returncode is not None and proc.returncode < 0:
                 why = f"killed by signal {-proc.returncode}"
@@ -187,3 +199,19 @@ class ShellExecutor:
             return False
         self._kill(proc)
         return True
+
+
+async def _pump(stream: asyncio.StreamReader, tail: TailBuffer, log: AttemptLog | None) -> None:
+    """Read a command's pipe as it comes: its last ``OUTPUT_LIMIT`` characters for the
+    result, everything (bounded there) for the task's log. Memory stays bounded whatever
+    the command prints."""
+    decoder = codecs.getincrementaldecoder("utf-8")("replace")
+    while True:
+        chunk = await stream.read(1 << 16)
+        text = decoder.decode(chunk, final=not chunk)
+        if text:
+            tail.write(text)
+            if log is not None:
+                log.write(text)
+        if not chunk:
+            return

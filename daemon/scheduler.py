@@ -35,6 +35,7 @@ from wgops.daemon.protocol import (
     TasksDone,
     check_control,
 )
+from wgops.daemon.retention import Retention
 from wgops.daemon.watchdog import Watchdog
 from wgops.store import liveness, loading, scheduling
 from wgops.store.config import Settings
@@ -64,6 +65,8 @@ class SchedulerDaemon(Watchdog, Dispatcher, GraphLife):
         self._consumers: list[tuple[Any, str]] = []
         self.stopping = False
         self._start_watchdog()
+        self.retention = None if settings.retention is None else Retention(
+            self.store, sid, settings.retention, settings.heartbeat, clock)
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -87,10 +90,14 @@ class SchedulerDaemon(Watchdog, Dispatcher, GraphLife):
         self._consumers.append((graphs, await graphs.consume(self._on_launch)))
         await self.broker.emit(event("daemon.started", data={"kind": "scheduler", "id": self.id,
                                                              "pid": os.getpid()}))
+        if self.retention is not None:
+            self.retention.start()
 
     async def shutdown(self) -> None:
         """Stop consuming, hand every graph back to the graphs queue, close."""
         self.stopping = True
+        if self.retention is not None:
+            await self.retention.stop()
         for queue, tag in self._consumers:
             try:
                 await queue.cancel(tag)

@@ -3,7 +3,15 @@
 Each slot is a child process (forkserver) with a pipe. CPU-bound tasks use every core; a task
 that hangs or is cancelled is stopped by killing its process (a fresh one replaces it); a task
 that crashes its process fails, the worker lives on. The event loop waits on the pipe with
-``add_reader``: no threads.
+``add_reader``: no threads in the worker.
+
+What a task prints and logs is captured in its slot (:class:`~wgops.daemon.capture.Capture`,
+bounded to the request's ``log_limit`` characters, the tail kept) and streamed to the worker as
+``("log", dropped, text)`` frames on the same pipe: every ``LOG_FLUSH`` seconds by a thread of
+the slot process while there is new output; the rest rides with the reply
+(``("logged", dropped, text, reply)``). A task whose
+process is killed (timeout, cancel) or dies keeps what reached the worker: all but its last
+``LOG_FLUSH`` seconds at most.
 """
 
 from __future__ import annotations
@@ -14,13 +22,66 @@ import os
 import select
 import signal
 import struct
+import threading
+import time
 import traceback
 from multiprocessing.connection import Connection
 from multiprocessing.reduction import ForkingPickler
 from typing import Any
 
 from wgops.daemon import allow
+from wgops.daemon.capture import Capture
 from wgops.daemon.results import HIDDEN_FROM_TASKS, TaskFailed, encode_result
+
+LOG_FLUSH = 0.5          # seconds between a running task's log frames
+
+
+class _Sender:
+    """The slot's end of the pipe, shared by the main thread (replies, the last log frame)
+    and the flusher thread (log frames while a task runs)."""
+
+    def __init__(self, conn: Connection):
+        self.conn = conn
+        self.lock = threading.Lock()
+        self.capture: Capture | None = None      # the running call's, if it captures
+        self._flusher: threading.Thread | None = None
+
+    def send(self, message: tuple) -> None:
+        with self.lock:
+            self.conn.send(message)
+
+    def send_log(self, dropped: int, text: str) -> None:
+        self.send(("log", dropped, text))
+
+    def start_flusher(self) -> None:
+        if self._flusher is None:
+            self._flusher = threading.Thread(target=self._flush_loop, name="wgops-log",
+                                             daemon=True)
+            self._flusher.start()
+
+    def _flush_loop(self) -> None:
+        while True:
+            time.sleep(LOG_FLUSH)
+            capture = self.capture
+            if capture is not None:
+                try:
+                    capture.flush(self.send_log)
+                except (OSError, ValueError):      # the pipe is gone: the worker is
+                    return
+
+
+def _call(request: tuple) -> tuple:
+    target, args, max_bytes, document = request[:4]
+    try:
+        func = allow.resolve(target)
+        return ("ok", encode_result(func(**args), target, max_bytes, document))
+    except TaskFailed as exc:
+        return ("err", exc.kind, exc.message, None)
+    except allow.NotAllowed as exc:
+        return ("err", "NotAllowed", str(exc), None)
+    except BaseException as exc:  # noqa: BLE001 - user code: reported, the slot goes on
+        return ("err", type(exc).__name__, str(exc) or type(exc).__name__,
+                traceback.format_exc())
 
 
 def _child(conn: Connection, task_path: tuple[str, ...]) -> None:
@@ -29,22 +90,30 @@ def _child(conn: Connection, task_path: tuple[str, ...]) -> None:
     for name in HIDDEN_FROM_TASKS:              # user code never sees the message key
         os.environ.pop(name, None)
     allow.add_task_path(task_path)
+    sender = _Sender(conn)
+    capture: Capture | None = None
     while True:
         try:
             request = conn.recv()
         except (EOFError, OSError):
             return
-        target, args, max_bytes, document = request
+        log_limit = request[4] if len(request) > 4 else 0
+        if not log_limit:
+            sender.send(_call(request))
+            continue
+        if capture is None or capture.buffer.limit != log_limit:
+            capture = Capture(log_limit)
+        capture.start()
+        sender.capture = capture
+        sender.start_flusher()
         try:
-            func = allow.resolve(target)
-            conn.send(("ok", encode_result(func(**args), target, max_bytes, document)))
-        except TaskFailed as exc:
-            conn.send(("err", exc.kind, exc.message, None))
-        except allow.NotAllowed as exc:
-            conn.send(("err", "NotAllowed", str(exc), None))
-        except BaseException as exc:  # noqa: BLE001 - user code: reported, the slot goes on
-            conn.send(("err", type(exc).__name__, str(exc) or type(exc).__name__,
-                       traceback.format_exc()))
+            reply = _call(request)
+        finally:
+            capture.stop()
+            sender.capture = None
+        with capture.lock:                      # the last of the log rides with the reply
+            dropped, text = capture.buffer.take()
+        sender.send(("logged", dropped, text, reply) if text or dropped else reply)
 
 
 READ_SIZE = 1 << 16
@@ -81,6 +150,7 @@ class Slot:
         self.process.start()
         child.close()
         self.waiter: asyncio.Future[Any] | None = None
+        self.on_log: Any = None           # the running call's log: add(dropped, text)
         self.loop: asyncio.AbstractEventLoop | None = None
         self._buffer = bytearray()
         # the process's sentinel is readable once it has exited; polled with one system call
@@ -98,13 +168,15 @@ class Slot:
         popen = self.process._popen
         return popen is not None and popen.returncode is None
 
-    def call(self, request: tuple) -> "asyncio.Future[Any]":
-        """Send a request; the future gets the reply (or EOFError/OSError)."""
+    def call(self, request: tuple, on_log: Any = None) -> "asyncio.Future[Any]":
+        """Send a request; the future gets the reply (or EOFError/OSError); its log frames
+        go to ``on_log.add(dropped, text)`` as they arrive."""
         fd = self.conn.fileno()
         if self.loop is None:
             self.loop = asyncio.get_running_loop()
             self.loop.add_reader(fd, self._readable)
         self.waiter = self.loop.create_future()
+        self.on_log = on_log
         # the event loop made the pipe non-blocking; a request is written whole (the idle
         # slot reads it at once), a reply is read as it comes (_readable)
         os.set_blocking(fd, True)
@@ -131,9 +203,17 @@ class Slot:
         while (frame := _frame(self._buffer)) is not None:
             size, payload = frame
             del self._buffer[:size]
+            message = ForkingPickler.loads(payload)
+            if message[0] in ("log", "logged"):
+                if self.on_log is not None:
+                    self.on_log.add(message[1], message[2])
+                if message[0] == "log":
+                    continue
+                message = message[3]
             waiter, self.waiter = self.waiter, None
+            self.on_log = None
             if waiter is not None and not waiter.done():
-                waiter.set_result(ForkingPickler.loads(payload))
+                waiter.set_result(message)
 
     def _broken(self, exc: BaseException) -> None:
         """EOF from a dead slot (or a broken pipe): fail the call in progress."""
@@ -199,16 +279,19 @@ class SlotProcesses:
         return slot.process.exitcode
 
     async def run(self, task_id: int, target: str, args: dict[str, Any],
-                  timeout: float | None, max_bytes: int, document: bool = False) -> str:
+                  timeout: float | None, max_bytes: int, document: bool = False,
+                  log: Any = None) -> str:
         """Run ``target(**args)`` in a slot; return the JSON text of its result (a graph
-        document's when ``document``: a builder's)."""
+        document's when ``document``: a builder's). ``log``: where what it prints goes
+        (``log.add(dropped, text)``, at most ``log.limit`` characters kept)."""
         async with self._sem:
             slot = self._take()
             self.busy[task_id] = slot
             healthy = False
             try:
-                reply = await asyncio.wait_for(slot.call((target, args, max_bytes, document)),
-                                               timeout)
+                limit = log.limit if log is not None else 0
+                reply = await asyncio.wait_for(
+                    slot.call((target, args, max_bytes, document, limit), log), timeout)
                 healthy = True
             except TimeoutError:
                 raise TaskFailed("Timeout", f"timed out after {timeout}s") from None
@@ -217,6 +300,7 @@ class SlotProcesses:
                 raise TaskFailed("SlotDied", "the task's process died" + (
                     f" (exit code {code})" if code is not None else "")) from None
             finally:
+                slot.on_log = None
                 self.busy.pop(task_id, None)
                 if healthy and slot.alive():
                     self.idle.append(slot)

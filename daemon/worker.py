@@ -31,6 +31,7 @@ from wgops.daemon.protocol import (
     check_control,
 )
 from wgops.daemon.results import TaskFailed
+from wgops.daemon.tasklog import TaskLogs
 from wgops.store import execution, liveness, loading
 from wgops.store.config import Settings
 from wgops.store.db import AsyncStore, Store
@@ -63,6 +64,7 @@ class WorkerDaemon:
         self.names = self.broker.names
         self.python = PythonExecutor(settings, wid, slots)
         self.shell = ShellExecutor(settings, wid)
+        self.logs = TaskLogs(self.db, settings.max_log_bytes, max(1.0, settings.heartbeat))
         self.executing: dict[int, asyncio.Task[Any]] = {}   # task id -> its handler
         self.reserved = 0                                    # delivered, not yet started
         # At most `slots` tasks execute, also when detached tasks (acked early, see
@@ -100,8 +102,10 @@ class WorkerDaemon:
     async def tick(self, now: float | None = None) -> None:
         now = self.clock() if now is None else now
         executing = sorted(self.executing)
+        logs = self.logs.flush()         # running tasks' output so far, one write for all
         await self.db.write(liveness.heartbeat_worker, self.id, os.getpid(), self.slots,
                             list(self.pools), executing)
+        await self.logs.settle(logs)
         await self.broker.emit(event("daemon.heartbeat", data={
             "kind": "worker", "id": self.id, "pid": os.getpid(), "slots": self.slots,
             "busy": len(executing), "reserved": self.reserved, "executing": executing,
@@ -341,9 +345,10 @@ class WorkerDaemon:
                                            "pool": job.pool}))
         result: str | None = None
         error: dict[str, Any] | None = None
+        log = self.logs.open(job.task, attempts)
         try:
             executor = self.shell if job.kind == "shell" else self.python
-            result = await executor.execute(job)
+            result = await executor.execute(job, log)
             state = "finished"
         except ShellFailed as exc:
             state, result = "failed", json.dumps(exc.result)
@@ -351,6 +356,10 @@ class WorkerDaemon:
         except TaskFailed as exc:
             state = "failed"
             error = {"type": exc.kind, "message": exc.message, "traceback": exc.tb}
+        except BaseException:
+            self.logs.discard(log)       # handed back (stopping): the next run writes anew
+            raise
+        saving = self.logs.close(log)    # queued before the outcome: one transaction
         now = self.clock()
         not_before = None
         if state == "failed" and attempts <= job.retries and error and \
@@ -364,6 +373,7 @@ class WorkerDaemon:
         else:
             owner = await self.db.write(execution.finish, job.task, attempts, self.id, state,
                                         result, error, not_before, now)
+        await self.logs.settle(saving)
         if owner is False:
             logger.info("task %s attempt %d was superseded (killed or re-run); result dropped",
                         job.task, attempts)

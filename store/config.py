@@ -73,6 +73,22 @@ def check_url(setting: str, url: str, schemes: tuple[str, ...], example: str) ->
                           f"{mask_url(url)}")
 
 
+AGE_FORMS = "90s, 15m, 12h or 30d"
+_AGE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd])\s*$")
+_AGE_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+
+
+def parse_age(text: Any, name: str = "AGE") -> float:
+    """Seconds in an AGE: a number and a unit, ``90s``, ``15m``, ``12h``, ``30d``."""
+    match = _AGE_RE.match(text) if isinstance(text, str) else None
+    if match is None:
+        raise ConfigError(f"{name} must be an age such as {AGE_FORMS}, not {text!r}")
+    seconds = float(match.group(1)) * _AGE_UNITS[match.group(2)]
+    if seconds <= 0:
+        raise ConfigError(f"{name} must be longer than 0, not {text!r}")
+    return seconds
+
+
 def _bool(name: str, value: Any) -> bool:
     if isinstance(value, bool):
         return value
@@ -132,10 +148,13 @@ class Settings:
     max_dead_letters: int = 10_000  # dead letters kept (queue and table); older ones dropped
     max_map: int = 10_000           # copies one mapped task may have
     max_depth: int = 100            # levels of graphs nested at run time (built graphs)
+    max_log_bytes: int = 1_000_000  # an attempt's captured output kept (the tail); 0: none
     # HMAC keys of signed messages (the first signs, any verifies); never shown
     message_key: tuple[str, ...] = field(default=(), repr=False)
     consumer_timeout: float = 1800.0  # the broker's consumer_timeout, seconds
     grace: float = 30.0               # seconds a stopping worker lets running tasks finish
+    # schedulers delete terminal graphs that ended longer ago (seconds; None: keep them)
+    retention: float | None = None
 
     def __post_init__(self) -> None:
         if not NAMESPACE_RE.match(self.namespace):
@@ -213,6 +232,14 @@ def _coerce(values: dict[str, Any]) -> dict[str, Any]:
         elif name in ("max_lost", "max_result_bytes", "max_message_bytes", "max_document_bytes",
                       "max_dead_letters", "max_map", "max_depth"):
             out[name] = _int(name, value, minimum=1)
+        elif name == "max_log_bytes":
+            out[name] = _int(name, value, minimum=0)
+        elif name == "retention":
+            off = value is None or str(value).strip().lower() in FALSE | {"none"}
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                out[name] = _float("retention", value, minimum=0.05)   # seconds, from code
+            else:
+                out[name] = None if off else parse_age(value, "retention")
         elif name in ("heartbeat", "stale_after", "consumer_timeout", "grace"):
             out[name] = _float(name, value, minimum=0.05)
         else:
@@ -231,7 +258,9 @@ def default_config_text(settings: Settings) -> str:
         "# task_path = []\n"
         "# shell = false\n"
         "# message_key = []   # HMAC keys: sign every message (the same on every host)\n"
+        '# retention = "30d"  # delete finished, failed and killed graphs this old (off)\n'
     )
 
 
-__all__ = ["Settings", "mask_url", "default_config_text", "default_home", "field"]
+__all__ = ["Settings", "mask_url", "parse_age", "AGE_FORMS", "default_config_text",
+           "default_home", "field"]

@@ -18,6 +18,7 @@ from wgops.store.graphs import get_graph, tree_ids
 from wgops.store.liveness import accepting_scheduler
 from wgops.store.models import (
     GRAPH_ACTIVE,
+    GRAPH_DELETING,
     GRAPH_TERMINAL,
     TASK_ACTIVE,
     Graph,
@@ -58,7 +59,7 @@ def kill(store: Store, graph_id: int, actor: str = "cli") -> tuple[Graph, list[t
     now = time.time()
     with store.write():
         graph = get_graph(graph_id)
-        if graph.state in GRAPH_TERMINAL:
+        if graph.state in GRAPH_TERMINAL or graph.state == GRAPH_DELETING:
             raise Conflict(f"graph {graph_id} is already {graph.state}")
         ids = tree_ids(graph.id)
         running = [(t.id, t.worker) for t in Task.select(Task.id, Task.worker).where(

@@ -304,6 +304,11 @@ class AsyncStore:
     async def write(self, fn: Callable[..., T], *args: Any) -> T:
         return await self._submit(True, fn, args)
 
+    def queue_write(self, fn: Callable[..., T], *args: Any) -> "asyncio.Future[T]":
+        """Queue a write now (ahead of any write queued after it, so in the same or an
+        earlier transaction) and await its future later."""
+        return self._submit(True, fn, args)
+
     def _submit(self, write: bool, fn: Callable[..., Any], args: tuple) -> "asyncio.Future[Any]":
         assert self._loop is not None, "AsyncStore.start() first"
         future = self._loop.create_future()

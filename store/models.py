@@ -13,6 +13,7 @@ from typing import Any
 import peewee
 from peewee import (
     AutoField,
+    BigIntegerField,
     BooleanField,
     CharField,
     DeferredForeignKey,
@@ -27,6 +28,7 @@ from wgops.store.db import BaseModel
 GRAPH_STATES = ("queued", "running", "paused", "finished", "failed", "killed")
 GRAPH_ACTIVE = ("queued", "running", "paused")
 GRAPH_TERMINAL = ("finished", "failed", "killed")
+GRAPH_DELETING = "deleting"    # marked by a delete or prune, its rows going (wgops.store.deletion)
 TASK_STATES = ("waiting", "queued", "running", "finished", "failed", "skipped", "killed")
 TASK_TERMINAL = ("finished", "failed", "skipped", "killed")
 TASK_ACTIVE = ("waiting", "queued", "running")
@@ -59,7 +61,7 @@ class Graph(BaseModel):
     error = TextField(null=True)
     created = DoubleField(default=time.time)
     started = DoubleField(null=True)
-    finished = DoubleField(null=True)
+    finished = DoubleField(null=True, index=True)   # prune selects by it
 
 
 class Task(BaseModel):
@@ -149,10 +151,37 @@ class DeadLetter(BaseModel):
     daemon = CharField(null=True)
 
 
+class TaskLog(BaseModel):
+    """What one attempt of a task printed (stdout, stderr, logging records), its tail of at
+    most ``max_log_bytes`` bytes; ``dropped``: how many characters came before it. Deleting a
+    task (or its graph) deletes its logs (``ON DELETE CASCADE``)."""
+
+    id = AutoField()
+    task = ForeignKeyField(Task, backref="logs", on_delete="CASCADE")
+    attempt = IntegerField()
+    text = TextField(default="")
+    dropped = BigIntegerField(default=0)
+    complete = BooleanField(default=False)         # the attempt ended (else: so far)
+    updated = DoubleField(default=time.time)
+
+    class Meta:
+        table_name = "task_log"
+        indexes = ((("task", "attempt"), True),)
+
+
+class Lease(BaseModel):
+    """A named lease: at most one holder until ``expires`` (e.g. the scheduler that applies
+    ``retention``; ``wgops.store.leases``)."""
+
+    name = CharField(primary_key=True)
+    holder = CharField(null=True)
+    expires = DoubleField(default=0.0)
+
+
 class SchemaVersion(BaseModel):
     version = IntegerField(primary_key=True)
     applied = DoubleField(default=time.time)
 
 
 MODELS: list[type[peewee.Model]] = [SchemaVersion, Graph, Task, Scheduler, Worker, Pool,
-                                    LogEntry, DeadLetter]
+                                    LogEntry, DeadLetter, TaskLog, Lease]

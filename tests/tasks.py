@@ -199,6 +199,74 @@ def python_graph(n: int) -> object:
     return g
 
 
+# -- task logs ------------------------------------------------------------------------------------
+
+def chatty(tag: str = "") -> str:
+    """Prints to stdout and stderr and logs at three levels (task logs)."""
+    import logging
+    import sys
+
+    print(f"out line {tag}")
+    print(f"err line {tag}", file=sys.stderr)
+    log = logging.getLogger("tests.chatty")
+    log.debug("not shown %s", tag)
+    log.info("info record %s", tag)
+    log.warning("warning record %s", tag)
+    return tag
+
+
+async def async_chatty(tag: str = "") -> str:
+    """An async task's prints and logging, with an await between them and a child task."""
+    import logging
+    import sys
+
+    print(f"async out {tag}")
+    await asyncio.sleep(0.01)
+    logging.getLogger("tests.async").warning("async record %s", tag)
+
+    async def child() -> None:
+        print(f"async child {tag}", file=sys.stderr)
+    await asyncio.create_task(child())
+    return tag
+
+
+def flood(megabytes: float, line: int = 100, tag: str = "") -> int:
+    """Prints ``megabytes`` MB in lines of ``line`` characters, numbered, then ``tag``."""
+    body = "x" * (line - 12)
+    count = int(megabytes * 1_000_000) // line
+    for i in range(count):
+        print(f"{i:010d} {body}")
+    print(f"end {tag}")
+    return count
+
+
+def print_then_gate(path: str, text: str, limit: float = 120) -> dict:
+    """Prints ``text`` then holds the slot until ``path`` exists (a task killed mid-print)."""
+    print(text, flush=True)
+    return gate(path, limit=limit)
+
+
+def flaky_chatty(marker: str, fail_times: int = 1) -> str:
+    """Prints its attempt number, fails the first ``fail_times`` runs (retries' own logs)."""
+    path = Path(marker)
+    runs = int(path.read_text()) if path.exists() else 0
+    path.write_text(str(runs + 1))
+    print(f"attempt {runs + 1} here")
+    if runs < fail_times:
+        raise RuntimeError(f"failing run {runs + 1}")
+    return "ok"
+
+
+def print_between_gates(texts: list[str], gates: list[str]) -> int:
+    """Prints ``texts[i]`` then waits for ``gates[i]``; prints the rest at the end (a log
+    that grows while a test watches)."""
+    for text, path in zip(texts, gates):
+        print(text, flush=True)
+        gate(path)
+    for text in texts[len(gates):]:
+        print(text)
+    return len(texts)
+
 def skew_gate(path: str) -> str:
     """Runs until ``path`` exists, waiting in ``select`` with a relative timeout: under
     libfaketime with FAKETIME_DONT_FAKE_MONOTONIC, ``time.sleep`` may fail with EINVAL

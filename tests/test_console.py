@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from textual.widgets import Static
 
 from wgops.console.app import WgopsApp
 from wgops.console.data.events import EventBuffer, parse_event
@@ -108,7 +109,24 @@ async def test_task_detail_shows_the_traceback(scene: SceneBackend) -> None:
         assert isinstance(app.screen, TaskScreen) and app.screen.detail is not None
         assert "SCF did not converge" in app.screen.detail["error"]["traceback"]
         titles = [s.border_title for s in app.screen.query(".section")]
-        assert titles[-1] == "Error" and "Arguments as dispatched" in titles
+        assert titles[-2:] == ["Error", "Log · attempt 3"] and "Arguments as dispatched" in titles
+        log = app.screen.query_one("#task-log", Static)
+        assert "ERROR wgops.examples.tasks: SCF did not converge" in str(log.render())
+
+
+async def test_task_log_of_a_running_task_is_followed(scene: SceneBackend) -> None:
+    app = WgopsApp(scene, live=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        app.post_message(OpenTask(16, "bands"))
+        await settle(pilot)
+        await pilot.pause()
+        assert isinstance(app.screen, TaskScreen)
+        log = app.screen.query_one("#task-log", Static)
+        assert log.border_title == "Log · attempt 1 · following"
+        assert "k-point 11/16" in str(log.render())
+        body = app.screen.query_one("#task-body")
+        assert body.max_scroll_y > 0 and body.scroll_y == body.max_scroll_y   # at the end
 
 
 async def test_destructive_actions_ask_and_pickers_list_choices(scene: SceneBackend) -> None:
@@ -229,3 +247,49 @@ async def test_a_mapped_task_is_one_row_that_folds_its_copies_out(scene: SceneBa
         await pilot.press("enter")                           # on energy again: folded in
         await settle(pilot)
         assert len(table.rows) == 5
+
+
+async def test_marking_graphs_and_one_confirmation_for_the_marked_set(
+        scene: SceneBackend) -> None:
+    app = WgopsApp(scene, live=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        main = app.screen
+        table = main.query_one(GraphsTable)
+        await pilot.press("space", "space", "down", "space")       # 21, 20 and 18
+        await settle(pilot)
+        assert table.marked_ids() == [21, 20, 18]
+        assert str(table.get_row_at(0)[1]).startswith("● ")        # visibly marked
+        assert not str(table.get_row_at(2)[1]).startswith("●")
+        assert "3 marked" in str(main.query_one("#counts").render())
+        await pilot.press("up", "space")                           # 18 again: unmarked
+        await settle(pilot)
+        assert table.marked_ids() == [21, 20]
+        await pilot.press("x")
+        await settle(pilot)
+        assert isinstance(app.screen, ConfirmScreen)
+        assert app.screen.question == "Kill 2 graphs?"
+        await pilot.press("n")
+        await settle(pilot)
+        assert isinstance(app.screen, MainScreen) and table.marked_ids() == [21, 20]
+        # mark all shown by the filter; again: unmark them
+        await pilot.press("slash", *"running", "enter")
+        await pilot.pause(1.1)
+        await settle(pilot)
+        shown = shown_ids(app)
+        assert table.marked_ids() == []                # marks of rows no longer shown go
+        await pilot.press("M")
+        await settle(pilot)
+        assert table.marked_ids() == shown and len(shown) == 3
+        await pilot.press("p")
+        await settle(pilot)
+        assert app.screen.question == "Pause 3 graphs?"
+        await pilot.press("y")                         # the scene refuses: said, not crashed
+        await settle(pilot)
+        assert isinstance(app.screen, MainScreen)
+        await pilot.press("M")
+        await settle(pilot)
+        assert table.marked_ids() == []
+        await pilot.press("p")                         # nothing marked: the cursor's graph
+        await settle(pilot)
+        assert isinstance(app.screen, MainScreen)

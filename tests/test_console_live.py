@@ -150,3 +150,29 @@ async def test_scale_workers_through_circus(cluster: Cluster) -> None:
                             "back to one worker", 60)
     finally:
         cluster.cli("daemon", "stop", timeout=120, check=False)
+
+
+async def test_kill_the_marked_graphs_with_one_confirmation(cluster: Cluster,
+                                                           tmp_path: Path) -> None:
+    cluster.scheduler()
+    cluster.worker(slots=4)
+    held = {"name": "held", "tasks": {"hold": {"run": "tests.tasks:gate",
+                                               "args": {"path": str(tmp_path / "never")}}}}
+    marked = [cluster.submit(held) for _ in range(2)]
+    spared = cluster.submit(held)
+    app = live_app(cluster)
+    async with app.run_test(size=SIZE) as pilot:
+        for gid in marked:
+            await select(pilot, gid)
+            await pilot.press("space")
+        table = app.screen.query_one(GraphsTable)
+        assert sorted(table.marked_ids()) == sorted(marked)
+        await pilot.press("x")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmScreen), "the confirmation")
+        assert app.screen.question == "Kill 2 graphs?"
+        await pilot.press("y")
+        for gid in marked:
+            await until_cli(pilot, cluster, ("graph", "show", str(gid), "--json"),
+                            lambda doc: doc["state"] == "killed", f"graph {gid} killed")
+    assert cluster.state(spared) in ("queued", "running")
+    cluster.cli("graph", "kill", str(spared))

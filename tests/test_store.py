@@ -86,7 +86,7 @@ def test_migrate_is_idempotent_and_records_the_version(db_url: str) -> None:
     again = Store(db_url).connect()
     assert migrate(again) == []
     assert current_version(again) == latest()
-    assert [r.version for r in SchemaVersion.select()] == list(range(1, latest() + 1))
+    assert [r.version for r in SchemaVersion.select()] == [n for n, _ in available()]
     assert Pool.select().where(Pool.name == "default").count() == 1
     again.close()
 

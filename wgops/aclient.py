@@ -16,18 +16,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import peewee
 
 from wgops.graph import GraphSource, normalised, validate
-from wgops.store.config import Settings, mask_url
+from wgops.store import deletion
+from wgops.store.config import AGE_FORMS, Settings, mask_url, parse_age
 from wgops.store.db import Store, first_line, in_thread
 from wgops.store.document import POOL_RE
-from wgops.store.errors import InvalidDocument, Unreachable, WaitTimeout
+from wgops.store.errors import Conflict, InvalidDocument, Unreachable, WaitTimeout
 from wgops.store.graphs import get_graph, list_graphs, show_graph
 from wgops.store.models import GRAPH_STATES, GRAPH_TERMINAL
+from wgops.store.selection import select, states_of
+from wgops.store.tasklogs import task_log
 
 if TYPE_CHECKING:
     from wgops.daemon.broker import Broker
@@ -188,11 +191,6 @@ class AsyncClient:
         with self._errors(broker=True):
             return await getattr(controller, action)(*args)
 
-    async def _each(self, action: str, graph_ids: tuple[int, ...]) -> Docs:
-        if not graph_ids:
-            raise ValueError(f"{action}: name one or more graph ids")
-        return [summary(await self._act(action, gid)) for gid in graph_ids]
-
     # -- graphs -----------------------------------------------------------------------------------
 
     async def validate(self, graph: GraphSource, *,
@@ -269,25 +267,109 @@ class AsyncClient:
             raise ValueError(f"state must be one of {', '.join(GRAPH_STATES)}, not {state!r}")
         return await self._db(list_graphs, state, limit, nested)
 
-    async def pause(self, *graph_ids: int) -> Docs:
+    async def logs(self, graph_id: int, task: str, attempt: int | None = None) -> Doc:
+        """What a task printed: ``{"graph", "task", "attempt", "text", "dropped",
+        "running"}`` (``wgops graph logs --json``). ``text``: the attempt's stdout, stderr and
+        logging records (``2026-12-02 01:02:03.456 INFO name: message``) as captured, at
+        most ``max_log_bytes`` (the tail); ``dropped``: characters written before it;
+        ``running``: the attempt still runs (the text so far, flushed every second or so).
+        ``task``: its name (a mapped task's copy is ``NAME[i]``); ``attempt``: 1 is the first,
+        None the last (0 with no text when the task has not started). ``NotFound`` for an
+        unknown graph or task, or an attempt it never had."""
+        if attempt is not None and (isinstance(attempt, bool) or not isinstance(attempt, int)):
+            raise ValueError(f"attempt must be an integer, not {attempt!r}")
+        return await self._db(task_log, graph_id, task, attempt)
+
+    async def _bulk(self, action: str, graph_ids: tuple[int, ...], ids: Iterable[int] | None,
+                    state: str | Iterable[str] | None, name: str | None, all: bool) -> Docs:
+        """Act on the graphs selected (:func:`wgops.store.selection.select`). Named graphs
+        are acted on in order, the first that cannot be raising; graphs chosen by state,
+        name or ``all`` are those the action applies to, and one that changed meanwhile is
+        passed over."""
+        chosen = [*graph_ids, *(ids or ())]
+        states = states_of(state)
+        if not (chosen or states or name is not None or all):
+            raise ValueError(f"{action}: name graph ids, a state, a name pattern or all=True")
+        if name is not None and not isinstance(name, str):
+            raise ValueError(f"name must be a pattern (fnmatch), not {name!r}")
+        await self._schema()
+        with self._errors(broker=True):
+            await self._broker()               # unreachable: say so before anything else
+        selected = await self._db(select, chosen, states, name, action)
+        out = []
+        for gid, _ in selected:
+            try:
+                out.append(summary(await self._act(action, gid)))
+            except Conflict:
+                if chosen:
+                    raise
+        return out
+
+    async def pause(self, *graph_ids: int, ids: Iterable[int] | None = None,
+                    state: str | Iterable[str] | None = None, name: str | None = None,
+                    all: bool = False) -> Docs:
         """Stop dispatching new tasks of the graphs (running tasks finish). Returns
-        ``[{"id", "name", "state", "priority", "scheduler"}]``, one per graph, acted on in
-        order (the first that cannot be paused raises, ``Conflict`` or ``NotFound``)."""
-        return await self._each("pause", graph_ids)
+        ``[{"id", "name", "state", "priority", "scheduler"}]``, one per graph acted on.
 
-    async def play(self, *graph_ids: int) -> Docs:
-        """Resume paused graphs. Returns and raises as :meth:`pause`."""
-        return await self._each("play", graph_ids)
+        Which graphs: the ids given (positional or ``ids=``), acted on in order, the first
+        that cannot be paused raising (``Conflict`` or ``NotFound``); or the top-level graphs
+        in ``state`` (one name or several), whose name matches ``name`` (fnmatch), or
+        ``all=True``: of those, the ones the action applies to (here queued or running).
+        Ids with ``state``/``name`` narrow the ids. None of them: ``ValueError``."""
+        return await self._bulk("pause", graph_ids, ids, state, name, all)
 
-    async def kill(self, *graph_ids: int) -> Docs:
+    async def play(self, *graph_ids: int, ids: Iterable[int] | None = None,
+                   state: str | Iterable[str] | None = None, name: str | None = None,
+                   all: bool = False) -> Docs:
+        """Resume paused graphs. Selects, returns and raises as :meth:`pause`."""
+        return await self._bulk("play", graph_ids, ids, state, name, all)
+
+    async def kill(self, *graph_ids: int, ids: Iterable[int] | None = None,
+                   state: str | Iterable[str] | None = None, name: str | None = None,
+                   all: bool = False) -> Docs:
         """Cancel the graphs' running tasks and mark the rest killed (also without a live
-        scheduler). Returns and raises as :meth:`pause`."""
-        return await self._each("kill", graph_ids)
+        scheduler); by state, name or all: the queued, running and paused ones. Selects,
+        returns and raises as :meth:`pause`."""
+        return await self._bulk("kill", graph_ids, ids, state, name, all)
 
-    async def retry(self, *graph_ids: int) -> Docs:
+    async def retry(self, *graph_ids: int, ids: Iterable[int] | None = None,
+                    state: str | Iterable[str] | None = None, name: str | None = None,
+                    all: bool = False) -> Docs:
         """Re-queue the failed, skipped and killed tasks of failed or killed top-level
-        graphs. Returns and raises as :meth:`pause`."""
-        return await self._each("retry", graph_ids)
+        graphs. Selects, returns and raises as :meth:`pause`."""
+        return await self._bulk("retry", graph_ids, ids, state, name, all)
+
+    async def delete(self, *graph_ids: int, ids: Iterable[int] | None = None) -> Doc:
+        """Delete finished, failed or killed top-level graphs with everything under them
+        (nested and built graphs, tasks, their event-log rows): all of them or, when one is
+        unknown (``NotFound``), nested or not terminal (``Conflict``), none. Returns
+        ``{"graphs": N, "tasks": M}``, the rows removed (nested graphs counted)."""
+        chosen = [int(i) for i in (*graph_ids, *(ids or ()))]
+        if not chosen:
+            raise ValueError("delete: name one or more graph ids")
+        return await self._db(deletion.delete, self._store, chosen, self.actor)
+
+    async def prune(self, older_than: str | float, states: str | Iterable[str] | None = None,
+                    dry_run: bool = False) -> Doc:
+        """Delete the top-level graphs in ``states`` (default: finished, failed and killed)
+        that ended more than ``older_than`` ago (an AGE: ``"90s"``, ``"15m"``, ``"12h"``,
+        ``"30d"``, or seconds) with everything under them, in batches. ``dry_run``: count
+        only. Returns ``{"graphs": N, "tasks": M}`` (removed, or that would be). A malformed
+        AGE raises :class:`~wgops.ConfigError`; a state that is not terminal, ``ValueError``."""
+        if isinstance(older_than, str):
+            seconds = parse_age(older_than)
+        elif isinstance(older_than, (int, float)) and not isinstance(older_than, bool) \
+                and older_than > 0:
+            seconds = float(older_than)
+        else:
+            raise ValueError(f"older_than must be an age such as {AGE_FORMS}, not "
+                             f"{older_than!r}")
+        chosen = states_of(states)
+        bad = [s for s in chosen if s not in GRAPH_TERMINAL]
+        if bad:
+            raise ValueError(f"prune: state {bad[0]!r} is not finished, failed or killed")
+        return await self._db(deletion.prune, self._store, seconds, chosen or None, dry_run,
+                              None, None, self.actor)
 
     async def reassign(self, graph_id: int, to: str) -> Doc:
         """Move a live top-level graph (and its nested graphs) to scheduler ``to``, which

@@ -25,8 +25,10 @@ def main() -> None:
         demo,
         doctor,
         graph,
+        logs,
         metrics,
         ops,
+        prune,
         setup,
     )
 

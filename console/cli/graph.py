@@ -134,29 +134,34 @@ def show(app: AppContext, graph_id: int, all_copies: bool, as_json: bool) -> Non
     click.echo(f"created {age(data['created'])} ago")
 
 
-def _simple(name: str, help_text: str) -> None:
-    @graph.command(name=name, help=help_text)
-    @click.argument("graph_ids", type=int, nargs=-1, required=True)
+def _bulk(action: str, help_text: str) -> None:
+    @graph.command(name=action, help=help_text + "\n\nGraphs: IDs, or those in --state (several "
+                   "allowed), whose name matches --name (fnmatch), or --all.")
+    @click.argument("graph_ids", type=int, nargs=-1)
+    @click.option("--state", "states", multiple=True, type=click.Choice(GRAPH_STATES))
+    @click.option("--name", metavar="GLOB", help="Graphs whose name matches (fnmatch).")
+    @click.option("--all", "all_", is_flag=True, help="Every top-level graph it applies to.")
+    @click.option("--json", "as_json", is_flag=True, help='[{"id", "state"}] acted on.')
     @click.pass_obj
-    def command(app: AppContext, graph_ids: tuple[int, ...]) -> None:
-        act = getattr(app.client(), name)
-        for gid in graph_ids:
-            (g,) = act(gid)
-            click.echo(f"graph {g['id']} ({g['name']}) {g['state']}")
+    def command(app: AppContext, graph_ids: tuple[int, ...], states: tuple[str, ...],
+                name: str | None, all_: bool, as_json: bool) -> None:
+        if not (graph_ids or states or name is not None or all_):
+            raise click.UsageError(f"{action}: name graph IDs, --state, --name or --all")
+        acted = getattr(app.client(), action)(*graph_ids, state=states, name=name,
+                                                    all=all_)
+        if as_json:
+            echo_json([{"id": g["id"], "state": g["state"]} for g in acted])
+            return
+        for g in acted:
+            click.echo(f"graph {g['id']} ({printable(g['name'])}) {g['state']}")
+        if not graph_ids:
+            click.echo(f"{len(acted)} graph{'s' if len(acted) != 1 else ''}")
 
 
-_simple("pause", "Stop dispatching new tasks (running tasks finish).")
-_simple("play", "Resume a paused graph.")
-_simple("kill", "Cancel running tasks and mark the rest killed (works without a scheduler).")
-
-
-@graph.command()
-@click.argument("graph_id", type=int)
-@click.pass_obj
-def retry(app: AppContext, graph_id: int) -> None:
-    """Re-queue the failed, skipped and killed tasks of a graph."""
-    (g,) = app.client().retry(graph_id)
-    click.echo(f"graph {g['id']} ({g['name']}) {g['state']}")
+_bulk("pause", "Stop dispatching new tasks (running tasks finish).")
+_bulk("play", "Resume paused graphs.")
+_bulk("kill", "Cancel running tasks and mark the rest killed (works without a scheduler).")
+_bulk("retry", "Re-queue the failed, skipped and killed tasks of failed or killed graphs.")
 
 
 @graph.command()

@@ -11,6 +11,7 @@ from wgops.aclient import AsyncClient
 from wgops.console.data import supervision
 from wgops.store.config import Settings
 from wgops.store.db import Store
+from wgops.store.errors import Conflict, NotFound
 
 GRAPH_ACTIONS = {"pause": "pause", "play": "play", "kill": "kill", "retry": "retry",
                  "reassign": "reassign", "priority": "set_priority"}
@@ -35,6 +36,25 @@ class Actions:
         if action == "priority":
             return f"graph {graph['id']} ({graph['name']}) priority {graph['priority']}"
         return f"graph {graph['id']} ({graph['name']}) {graph['state']}"
+
+    async def graphs(self, action: str, graph_ids: list[int]) -> str:
+        """Run ``action`` (pause, play, kill, retry) on each graph; those it cannot apply to
+        are passed over and counted. Return the line to show."""
+        if action not in ("pause", "play", "kill", "retry"):
+            raise ValueError(action)
+        done, refused = 0, []
+        for gid in graph_ids:
+            try:
+                await getattr(self.client, action)(gid)
+                done += 1
+            except (Conflict, NotFound) as exc:
+                refused.append(str(exc))
+        past = {"pause": "paused", "play": "played", "kill": "killed", "retry": "retried"}
+        line = f"{past[action]} {done} graph{'s' if done != 1 else ''}"
+        if refused:
+            line += f"; {len(refused)} refused ({refused[0]}" + \
+                    (", ..." if len(refused) > 1 else "") + ")"
+        return line
 
     async def validate(self, path: str) -> dict[str, Any]:
         return await self.client.validate(Path(path).expanduser())

@@ -25,11 +25,13 @@ from wgops.store.graphs import progress, show_graph
 from wgops.store.liveness import database_time
 from wgops.store.models import GRAPH_STATES, Graph, Scheduler, Task, Worker, loads
 from wgops.store.refs import task_refs
+from wgops.store.tasklogs import task_log
 
 T = TypeVar("T")
 MAX_TREE_ROWS = 400          # nested graphs are expanded inline up to this many rows
 MAX_TREE_DEPTH = 4
 MAX_COPY_ROWS = 200          # copies of one mapped task shown when it is expanded
+LOG_VIEW_CHARS = 64_000      # the tail of a task's log the task screen shows
 
 
 class StoreReader:
@@ -208,7 +210,8 @@ def task_detail(graph_id: int, name: str) -> dict[str, Any]:
             "target": spec.get("run") or spec.get("shell") or (
                 f"build: {spec['build']}" if spec.get("build") else "(nested graph)"),
             "copy_of": task.map_of, "index": task.map_index,
-            "item": spec.get("item") if task.map_of is not None else None}
+            "item": spec.get("item") if task.map_of is not None else None,
+            "log": task_log(graph_id, name, tail=LOG_VIEW_CHARS)}
 
 
 def pool_rows() -> list[PoolRow]:

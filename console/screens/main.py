@@ -9,7 +9,7 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import Footer, Input
 
 from wgops.console.data.model import EventRow, GraphQuery, Status
-from wgops.console.messages import OpenGraph
+from wgops.console.messages import GraphsAction, OpenGraph
 from wgops.console.screens.base import GRAPH_BINDINGS, ConsoleScreen, GraphActions
 from wgops.console.widgets.events import EventTail
 from wgops.console.widgets.graphs import GraphsTable
@@ -30,8 +30,16 @@ class MainScreen(GraphActions, ConsoleScreen):
         Binding("slash", "filter", "Filter", key_display="/"),
         Binding("s", "sort", "Sort"),
         Binding("escape", "clear_filter", "Clear filter", show=False),
+        Binding("space", "mark", "Mark", key_display="space"),
+        Binding("M", "mark_all", "Mark shown"),
         *GRAPH_BINDINGS,
     ]
+    COMMANDS_HELP = {
+        "mark": "Mark: mark or unmark the graph under the cursor (pause, play, kill and "
+                "retry then act on every marked graph, after one confirmation)",
+        "mark_all": "Mark shown: mark every graph the filter shows (again: unmark them)",
+    }
+    BULK = ("pause", "play", "kill", "retry")
 
     def __init__(self) -> None:
         super().__init__(id="main")
@@ -120,6 +128,23 @@ class MainScreen(GraphActions, ConsoleScreen):
         table = self.query_one(GraphsTable)
         row = table.shown_row(table.selected_id())
         return row.scheduler if row else None
+
+    def action_mark(self) -> None:
+        self.query_one(GraphsTable).toggle_mark()
+
+    def action_mark_all(self) -> None:
+        self.query_one(GraphsTable).mark_all_shown()
+
+    @on(GraphsTable.Marked)
+    def marks_changed(self, event: GraphsTable.Marked) -> None:
+        self.query_one(StateCounts).marked = event.count
+
+    def action_graph(self, action: str) -> None:
+        marked = self.query_one(GraphsTable).marked_ids()
+        if marked and action in self.BULK:
+            self.post_message(GraphsAction(action, marked))
+        else:
+            super().action_graph(action)
 
     @on(GraphsTable.Open)
     def open_graph(self, event: GraphsTable.Open) -> None:

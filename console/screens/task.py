@@ -1,4 +1,5 @@
-"""Task detail: arguments, result, error with traceback, shell stdout and stderr."""
+"""Task detail: arguments, result, error with traceback, shell stdout and stderr, and the log
+of its last attempt (what it printed and logged), followed live while it runs."""
 
 from __future__ import annotations
 
@@ -30,6 +31,32 @@ def _json(value: Any) -> RenderableType:
 
 def _when(ts: float | None) -> str:
     return "-" if ts is None else time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts))
+
+
+LOG_VIEW_LINES = 2000           # lines of a log the screen holds (the tail)
+
+
+def log_title(log: dict[str, Any]) -> str:
+    title = f"Log · attempt {log['attempt']}"
+    if log.get("running"):
+        title += " · following"
+    if log.get("dropped"):
+        title += f" · first {log['dropped']:,} characters not shown"
+    return title
+
+
+def log_view(log: dict[str, Any] | None) -> RenderableType:
+    """The tail of the task's log as text (no markup: it is what the task printed)."""
+    if not log or log.get("attempt", 0) == 0:
+        return Text("(not started)", style="dim")
+    text = log.get("text") or ""
+    if not text:
+        return Text("(nothing printed yet)" if log.get("running") else "(nothing printed)",
+                    style="dim")
+    lines = text.splitlines()
+    if len(lines) > LOG_VIEW_LINES:
+        text = "\n".join(lines[-LOG_VIEW_LINES:])
+    return Text(text.rstrip("\n"), no_wrap=False)
 
 
 def sections(t: dict[str, Any]) -> list[tuple[str, RenderableType]]:
@@ -77,7 +104,8 @@ def sections(t: dict[str, Any]) -> list[tuple[str, RenderableType]]:
 
 
 class TaskScreen(ConsoleScreen):
-    """One task; refreshed while it is not finished. ``esc`` goes back."""
+    """One task; refreshed while it is not finished (its log too: while the task runs, the
+    view follows the end of it unless scrolled up). ``esc`` goes back."""
 
     BINDINGS = [Binding("escape", "back", "Back"),
                 Binding("j", "scroll('down')", show=False),
@@ -101,7 +129,7 @@ class TaskScreen(ConsoleScreen):
         if self.console.status is not None:
             bar.status = self.console.status
         self.query_one("#task-body").focus()
-        self.set_interval(2.0, self._tick)
+        self.set_interval(1.0, self._tick)
         self.load()
 
     def status_arrived(self, status: Status) -> None:
@@ -122,15 +150,29 @@ class TaskScreen(ConsoleScreen):
                                                             "killed"):
             return
         self._state = task["state"]
-        self.detail = task
+        previous, self.detail = self.detail, task
         body = self.query_one("#task-body", VerticalScroll)
-        await body.remove_children()
-        widgets = []
-        for title, renderable in sections(task):
-            box = Static(renderable, classes="section")
-            box.border_title = title
-            widgets.append(box)
-        await body.mount_all(widgets)
+        following = previous is None or body.scroll_y >= body.max_scroll_y - 1
+        parts = sections(task)
+        log = task.get("log")
+        parts.append((log_title(log) if log else "Log", log_view(log)))
+        boxes = list(body.query(".section").results(Static))
+        if [b.border_title for b in boxes[:-1]] == [title for title, _ in parts[:-1]] and \
+                len(boxes) == len(parts):
+            for box, (title, renderable) in zip(boxes, parts, strict=True):
+                box.update(renderable)             # in place: the scroll position stays
+                box.border_title = title
+        else:
+            await body.remove_children()
+            widgets = []
+            for title, renderable in parts:
+                box = Static(renderable, classes="section")
+                box.border_title = title
+                widgets.append(box)
+            widgets[-1].id = "task-log"
+            await body.mount_all(widgets)
+        if following and log and log.get("running"):
+            self.call_after_refresh(body.scroll_end, animate=False)
 
     def action_scroll(self, direction: str) -> None:
         body = self.query_one("#task-body", VerticalScroll)

@@ -101,3 +101,6 @@ def gauge(executing: int, reserved: int, slots: int, width: int = 20) -> Text:
 def short(value: Any, width: int = 60) -> str:
     text = value if isinstance(value, str) else json.dumps(value, default=str)
     return text if len(text) <= width else text[: width - 1] + "…"
+
+
+MARK_STYLE = "#ffd75f"          # a marked graph (the console's bulk selection)

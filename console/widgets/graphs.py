@@ -17,8 +17,18 @@ COLUMNS = (("id", "ID"), ("name", "NAME"), ("state", "STATE"), ("progress", "PRO
            ("scheduler", "SCHEDULER"), ("priority", "PRIO"), ("age", "AGE"))
 
 
-def cells(row: GraphRow, now: float) -> dict[str, Any]:
-    return {"id": Text(str(row.id), justify="right"), "name": row.name,
+def id_cell(graph_id: int, marked: bool) -> Text:
+    return Text(str(graph_id), style=f"bold {fmt.MARK_STYLE}" if marked else "",
+                justify="right")
+
+
+def name_cell(name: str, marked: bool) -> Text | str:
+    """A marked graph's name starts with a dot, in the mark's colour."""
+    return Text(f"● {name}", style=f"bold {fmt.MARK_STYLE}") if marked else name
+
+
+def cells(row: GraphRow, now: float, marked: bool = False) -> dict[str, Any]:
+    return {"id": id_cell(row.id, marked), "name": name_cell(row.name, marked),
             "state": fmt.state(row.state), "progress": fmt.progress(row.done, row.total),
             "scheduler": row.scheduler or Text("-", style="dim"),
             "priority": Text(str(row.priority), justify="right"),
@@ -26,7 +36,9 @@ def cells(row: GraphRow, now: float) -> dict[str, Any]:
 
 
 class GraphsTable(DataTable):
-    """Receives :attr:`page` and :attr:`now`; posts :class:`Open` and :class:`Sort`."""
+    """Receives :attr:`page` and :attr:`now`; posts :class:`Open`, :class:`Sort` and
+    :class:`Marked`. Holds the marked graphs (the bulk selection): only shown rows stay
+    marked, so what is marked is what the operator sees."""
 
     BINDINGS = VI_KEYS
     page: reactive[GraphsPage | None] = reactive(None, always_update=True)
@@ -41,12 +53,20 @@ class GraphsTable(DataTable):
             super().__init__()
             self.column = column
 
+    class Marked(Message):
+        """The marked set changed; ``count`` graphs are marked."""
+
+        def __init__(self, count: int) -> None:
+            super().__init__()
+            self.count = count
+
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(cursor_type="row", zebra_stripes=True, **kwargs)
         self.now = 0.0
         self._shown: dict[int, GraphRow] = {}
         self._order: list[int] = []
         self._ages: dict[int, str] = {}
+        self.marked: set[int] = set()
 
     def on_mount(self) -> None:
         for key, label in COLUMNS:
@@ -64,6 +84,38 @@ class GraphsTable(DataTable):
     def shown_row(self, graph_id: int | None) -> GraphRow | None:
         return None if graph_id is None else self._shown.get(graph_id)
 
+    def marked_ids(self) -> list[int]:
+        """The marked graphs, in the order shown."""
+        return [gid for gid in self._order if gid in self.marked]
+
+    def toggle_mark(self) -> None:
+        """Mark or unmark the graph under the cursor, then move down a row."""
+        gid = self.selected_id()
+        if gid is None:
+            return
+        self._set_marks(self.marked ^ {gid})
+        self.move_cursor(row=self.cursor_row + 1, animate=False)
+
+    def mark_all_shown(self) -> None:
+        """Mark every graph shown (what the filter matched, as far as the page goes);
+        if all are marked already, unmark them."""
+        shown = set(self._shown)
+        self._set_marks(set() if shown and shown <= self.marked else shown)
+
+    def _set_marks(self, marks: set[int]) -> None:
+        changed = self.marked ^ marks
+        self.marked = marks
+        for gid in changed & set(self._shown):
+            self._paint_mark(gid)
+        if changed:
+            self.post_message(self.Marked(len(self.marked)))
+
+    def _paint_mark(self, gid: int) -> None:
+        marked = gid in self.marked
+        self.update_cell(str(gid), "id", id_cell(gid, marked))
+        self.update_cell(str(gid), "name", name_cell(self._shown[gid].name, marked),
+                         update_width=True)
+
     def watch_page(self, page: GraphsPage | None) -> None:
         if page is None:
             return
@@ -73,10 +125,13 @@ class GraphsTable(DataTable):
             self.remove_row(str(gid))
             del self._shown[gid]
             self._ages.pop(gid, None)
+        if self.marked - set(wanted):
+            self.marked &= set(wanted)
+            self.post_message(self.Marked(len(self.marked)))
         for gid, row in wanted.items():
             old = self._shown.get(gid)
             if old is None:
-                new = cells(row, self.now)
+                new = cells(row, self.now, gid in self.marked)
                 self._ages[gid] = fmt.age(self.now - row.created)
                 self.add_row(*(new[k] for k, _ in COLUMNS), key=str(gid))
             else:
@@ -93,7 +148,7 @@ class GraphsTable(DataTable):
     def _update(self, gid: int, old: GraphRow, row: GraphRow) -> None:
         if old == row and self._ages.get(gid) == fmt.age(self.now - row.created):
             return
-        new = cells(row, self.now)
+        new = cells(row, self.now, gid in self.marked)
         changed = []
         age = fmt.age(self.now - row.created)
         if self._ages.get(gid) != age:

@@ -155,6 +155,7 @@ class StateCounts(Static):
     filter_text: reactive[str] = reactive("")
     shown: reactive[tuple[int, int]] = reactive((0, 0))
     sort: reactive[str] = reactive("")
+    marked: reactive[int] = reactive(0)
 
     def render(self) -> Text:
         text = Text()
@@ -168,4 +169,7 @@ class StateCounts(Static):
         if self.filter_text:
             text.append("  │  filter ", style="dim")
             text.append(self.filter_text, style="bold #d7af5f")
+        if self.marked:
+            text.append("  │  ", style="dim")
+            text.append(f"● {self.marked} marked", style=f"bold {fmt.MARK_STYLE}")
         return text
