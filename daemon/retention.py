@@ -62,8 +62,8 @@ class Retention:
             except Exception:  # noqa: BLE001 - loop boundary: the next pass tries again
                 logger.exception("retention pass")
 
-    async def _lease(self, now: float) -> bool:
-        return await in_thread(self.store, leases.take, LEASE, self.holder, now, self.ttl,
+    async def _lease(self, now: float) -> bool:      # timed by the database's clock
+        return await in_thread(self.store, leases.take, LEASE, self.holder, None, self.ttl,
                                write=True)
 
     async def run_once(self, now: float | None = None) -> dict[str, int] | None:

@@ -197,3 +197,16 @@ def test_a_skewed_scheduler_and_worker_steal_nothing_lose_nothing_and_see_the_de
         shown = cluster.wait_graph(g)
         assert shown["state"] == "finished", shown
         assert all(t["attempts"] == 1 for t in shown["tasks"]), shown
+
+
+@pytest.mark.parametrize("offset", OFFSETS)
+def test_a_lease_is_timed_by_the_database_clock(
+        store: Store, monkeypatch: pytest.MonkeyPatch, offset: float) -> None:
+    from wgops.store import leases
+
+    with store.write():
+        assert leases.take("retention", "normal", None, 30)
+    skew_local_clock(monkeypatch, offset)
+    with store.write():
+        assert not leases.take("retention", "skewed", None, 30)    # not lapsed, whatever clock
+    assert leases.holder("retention") == "normal"
