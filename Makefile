@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test bench screenshots broker venv clean lint
+.PHONY: demo test bench soak screenshots broker venv clean lint
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -30,6 +30,10 @@ test: venv broker
 
 bench: venv broker
 	$(PY) -m bench
+
+# the chaos soak (not in CI, not in `make test`): SOAK_ARGS="--minutes 5 --seed 7"
+soak: venv
+	$(PY) -m bench.soak $(SOAK_ARGS)
 
 screenshots: venv
 	@bash scripts/ensure-screenshot-tools.sh

@@ -48,6 +48,13 @@ FIGURES: list[tuple[str, str, str, str, str, str | None]] = [
     ("shapes", "copies_vs_static", "9 map copies : static fan-out", "x", "higher", None),
     ("shapes", "kb_per_copy", "9 scheduler memory / copy", "KB", "lower", None),
     ("shapes", "loop_level_ms", "9 builder loop, 50 deep: per level", "ms", "lower", None),
+    ("retention", "growth_after_steady", "10 retention: store size, later max : steady state",
+     "x", "lower", None),
+    ("retention", "steady_mb", "10 retention: store size at steady state", "MB", "lower", None),
+    ("retention", "end_mb", "10 retention: store size at the end", "MB", "lower", None),
+    ("retention", "graphs_kept_max", "10 retention: graphs kept (max after steady state)",
+     "graphs", "lower", None),
+    ("retention", "graphs_per_s", "10 retention: graphs submitted", "graphs/s", "higher", None),
 ]
 
 # targets on SQLite: figure -> (comparison, value, ratio comparison or None)
@@ -61,6 +68,7 @@ TARGETS: dict[str, dict[str, Any]] = {
     "scale.cost_ratio": {"max": 1.2},
     "metrics.scrape_ms": {"max": 50.0},
     "shapes.copies_vs_static": {"min": 0.9},
+    "retention.growth_after_steady": {"max": 1.2},
     "postgres_vs_sqlite": {"max_factor": 1.5},
 }
 

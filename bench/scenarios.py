@@ -386,6 +386,98 @@ def setup_shapes(inst: Installation) -> None:
     _standard(8)(inst)
 
 
+# -- 10 retention ----------------------------------------------------------------------------
+# Tiny graphs flow at a steady rate through schedulers with ``retention`` on; the store's size
+# is sampled as they go. Defaults fit the suite's time budget; the issue's full shape is
+#   WGOPS_BENCH_RETENTION_GRAPHS=100000 WGOPS_BENCH_RETENTION=60s python -m bench --only retention
+
+RETENTION_GRAPHS = 8000        # graphs submitted (WGOPS_BENCH_RETENTION_GRAPHS)
+RETENTION_RATE = 80.0          # graphs submitted per second (WGOPS_BENCH_RETENTION_RATE)
+RETENTION_AGE = "20s"          # the schedulers' retention (WGOPS_BENCH_RETENTION)
+SAMPLE_EVERY = 2.0             # seconds between two size samples
+
+
+def _retention_params() -> tuple[int, float, str]:
+    import os
+
+    return (int(os.environ.get("WGOPS_BENCH_RETENTION_GRAPHS", RETENTION_GRAPHS)),
+            float(os.environ.get("WGOPS_BENCH_RETENTION_RATE", RETENTION_RATE)),
+            os.environ.get("WGOPS_BENCH_RETENTION", RETENTION_AGE))
+
+
+def _store_bytes(inst: Installation) -> float:
+    """SQLite: the database file and its WAL; PostgreSQL: the graph, task, event and task_log
+    tables with their indexes and TOAST."""
+    if inst.kind == "sqlite":
+        path = inst.home / "wgops.db"
+        return float(sum(p.stat().st_size for p in (path, path.with_name("wgops.db-wal"))
+                         if p.exists()))
+    from wgops.store.models import Graph, LogEntry, Task, TaskLog
+
+    def size() -> float:
+        db = Graph._meta.database
+        total = 0.0
+        for model in (Graph, Task, LogEntry, TaskLog):
+            total += db.execute_sql("SELECT pg_total_relation_size(%s)",
+                                    (model._meta.table_name,)).fetchone()[0]
+        return total
+    return inst.db(size)
+
+
+def setup_retention(inst: Installation) -> None:
+    inst.env["WGOPS_RETENTION"] = _retention_params()[2]
+    inst.scheduler()
+    inst.scheduler()
+    inst.worker(8)
+    inst.wait_up()
+    _warm_up(inst)
+
+
+def run_retention(inst: Installation, i: int) -> dict[str, float]:
+    from wgops.store.config import parse_age
+    from wgops.store.models import Graph
+
+    graphs, rate, age = _retention_params()
+    retention = parse_age(age)
+    samples: list[tuple[float, float, int]] = []          # (seconds in, bytes, graph rows)
+    t0 = time.monotonic()
+    submitted, next_sample = 0, 0.0
+    while submitted < graphs:
+        now = time.monotonic() - t0
+        due = min(graphs, int(now * rate) + 1)
+        if due > submitted:
+            inst.submit([{"name": f"ret-{i}-{k}", "tasks": {"t": {"run": NOOP}}}
+                         for k in range(submitted, due)])
+            submitted = due
+        if now >= next_sample:
+            inst.check_alive()
+            samples.append((now, _store_bytes(inst), inst.db(lambda: Graph.select().count())))
+            next_sample = now + SAMPLE_EVERY
+        time.sleep(max(0.0, min(next_sample, submitted / rate) - (time.monotonic() - t0)))
+    duration = time.monotonic() - t0
+    samples.append((duration, _store_bytes(inst), inst.db(lambda: Graph.select().count())))
+    (ROOT / "bench" / "results" / f"retention-{inst.kind}.json").write_text(json.dumps(
+        {"graphs": graphs, "rate": rate, "retention": age, "samples": [
+            {"s": round(t, 1), "mb": round(b / 2**20, 3), "graphs": n} for t, b, n in samples]},
+        indent=1) + "\n")
+    # graphs a retention old, a pass, a vacuum (PostgreSQL, every retention at most), margin
+    steady_at = 3 * retention + 10
+    later = [s for s in samples if s[0] >= steady_at]
+    if duration < steady_at + 3 * SAMPLE_EVERY or len(later) < 3:
+        raise NotMeasured(f"{graphs} graphs at {rate:g}/s take {duration:.0f}s: too short for "
+                          f"a retention of {age} (raise WGOPS_BENCH_RETENTION_GRAPHS)")
+    steady = later[0]
+    growth_before = samples[-1][1] / samples[len(samples) // 4][1] \
+        if samples[len(samples) // 4][1] else 0.0
+    return {"graphs": float(graphs), "graphs_per_s": submitted / duration,
+            "steady_at_s": steady[0], "steady_mb": steady[1] / 2**20,
+            "later_max_mb": max(s[1] for s in later) / 2**20, "end_mb": samples[-1][1] / 2**20,
+            "growth_after_steady": max(s[1] for s in later) / steady[1],
+            "graphs_kept_steady": float(steady[2]), "graphs_kept_end": float(samples[-1][2]),
+            "graphs_kept_max": float(max(s[2] for s in later)),
+            "growth_whole_run": growth_before}
+
+
 # -- the list --------------------------------------------------------------------------------
 
 SCENARIOS: list[Scenario] = [
@@ -407,6 +499,9 @@ SCENARIOS: list[Scenario] = [
              run_metrics, headline="scrape_ms", weight=2),
     Scenario("shapes", "a 10,000-copy map of no-ops; a builder loop 50 deep", setup_shapes,
              run_shapes, headline="copies_vs_static", weight=3),
+    Scenario("retention", "tiny graphs at a steady rate through a retention (default 8,000 "
+             "at 80/s, 20s)", setup_retention, run_retention, runs=1,
+             headline="growth_after_steady", weight=3),
 ]
 
 

@@ -7,7 +7,7 @@
   :mod:`.eventloop` (uvloop; running a coroutine from synchronous code)
 * the scheduler: :mod:`.scheduler` (messages and graph life), :mod:`.graphrun` (dependency
   logic, pure), :mod:`.dispatch` (which ready task goes next, pure), :mod:`.watchdog` (its
-  periodic liveness checks)
+  periodic liveness checks), :mod:`.retention` (pruning graphs past ``retention``)
 * the worker: :mod:`.worker`, :mod:`.executors` (python, async, shell), :mod:`.slots` (slot
   processes), :mod:`.results` (a task's outcome), :mod:`.allow` (the allow-list),
   :mod:`.notify` (completions to schedulers)

@@ -70,8 +70,12 @@ class GraphLife:
 
     async def _reload(self, graph_id: int, now: float) -> None:
         root = self.runs[graph_id].root if graph_id in self.runs else graph_id
+        held = root in self.runs
         self._forget_tree(root)
         await self._load(root, now)
+        if held and root not in self.runs:
+            logger.warning("graph %s is no longer ours (epoch fence: another scheduler holds "
+                           "it, or it ended): stopped driving it", root)
 
     def _forget_tree(self, graph_id: int) -> None:
         stack = [graph_id]

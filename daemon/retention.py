@@ -6,7 +6,9 @@ database call on a thread of the executor with a connection of its own (not the 
 group-commit thread, which its messages need), and the work in slices of ``SLICE``
 top-level graphs, each deleted in transactions of a few hundred rows. One scheduler at a
 time: the one holding the ``retention`` lease (:mod:`wgops.store.leases`), renewed between
-slices; a holder that dies frees it when it lapses.
+slices; a holder that dies frees it when it lapses. Where deleted rows' space is reused only
+after ``VACUUM`` (PostgreSQL, whose autovacuum may be off), the holder vacuums the tables it
+deleted from, at most every ``VACUUM_EVERY`` seconds (or the retention, if shorter).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ logger = logging.getLogger(__name__)
 LEASE = "retention"
 SLICE = 200                # top-level graphs per slice
 MAX_INTERVAL = 60.0        # seconds between passes at most
+VACUUM_EVERY = 60.0        # seconds between two vacuums at least (a shorter retention: it)
 
 
 class Retention:
@@ -38,6 +41,9 @@ class Retention:
         self.ttl = max(3 * self.interval, 30.0)
         self.clock = clock
         self._task: asyncio.Task[None] | None = None
+        self.vacuum_every = max(self.interval, min(VACUUM_EVERY, retention))
+        self._vacuumed = float("-inf")
+        self._deleted_since_vacuum = False
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run(), name="retention")
@@ -83,4 +89,8 @@ class Retention:
         if total["graphs"] or events:
             logger.info("retention: deleted %d graphs, %d tasks, %d daemon events",
                         total["graphs"], total["tasks"], events)
+            self._deleted_since_vacuum = True
+        if self._deleted_since_vacuum and now - self._vacuumed >= self.vacuum_every:
+            await in_thread(self.store, deletion.vacuum, self.store)
+            self._vacuumed, self._deleted_since_vacuum = now, False
         return total

@@ -4,6 +4,9 @@ Each check runs on a named interval of the scheduler's clock (:class:`Every`):
 
 * every heartbeat, the graphs of dead schedulers are adopted (the one liveness rule of
   :mod:`wgops.store.liveness`) and reconciled from the database;
+* every ``FENCE_CHECK`` heartbeats, the root graphs held in memory are checked against their
+  rows: one that another scheduler took over (a newer epoch: this one was cut off or paused
+  longer than ``stale_after``) is dropped, with a log line, and no longer driven;
 * every ``STALL_CHECK`` heartbeats, in-flight tasks that sent no news for a while are looked
   up in the database (their completion message may be lost), and detached tasks whose worker
   died are queued again (no redelivery will bring them back);
@@ -32,6 +35,7 @@ logger = logging.getLogger(__name__)
 
 STALL_AFTER = 5.0          # seconds without news before in-flight tasks are checked in the DB
 STALL_CHECK = 3            # heartbeats between stall (and detached task) checks
+FENCE_CHECK = 2            # heartbeats between checks that the graphs held are still ours
 ORPHAN_SWEEP = 10          # heartbeats between sweeps for unclaimed graphs
 ORPHAN_AGE = 10            # stale_after multiples a graph stays unclaimed before it is relaunched
 MAX_STALL_IDS = 5000       # tasks looked up per stall check
@@ -65,9 +69,12 @@ class Watchdog:
         beat = self.settings.heartbeat
         self._stall_check = Every(STALL_CHECK * beat)
         self._orphan_sweep = Every(ORPHAN_SWEEP * beat)
+        self._fence_check = Every(FENCE_CHECK * beat)
 
     async def watch(self, now: float) -> None:
         await self._adopt_dead(now)
+        if self._fence_check.due(now):
+            await self._drop_lost(now)
         if self._stall_check.due(now):
             await self._check_stalled(now)
             await self._check_detached(now)
@@ -86,6 +93,8 @@ class Watchdog:
 
         def _schedule_flush(self) -> None: ...
 
+        def _forget_tree(self, graph_id: int) -> None: ...
+
     async def _adopt_dead(self, now: float) -> None:
         for dead in await self.db.read(liveness.dead_schedulers, self.id,
                                        self.settings.stale_after):
@@ -94,6 +103,18 @@ class Watchdog:
                 logger.warning("adopting %d graphs of dead scheduler %s", len(roots), dead)
             for gid in roots:
                 await self._load(gid, now)
+
+    async def _drop_lost(self, now: float) -> None:
+        """Stop driving the root graphs whose rows say they are no longer ours (the epoch
+        fence: every write of ours to them would be refused anyway)."""
+        held = {run.id: run.epoch for run in self.runs.values() if run.parent_task is None}
+        for gid, owner, epoch, state in await self.db.read(loading.lost_roots, self.id, held):
+            if gid not in self.runs or self.runs[gid].epoch != held[gid]:
+                continue                    # reloaded meanwhile
+            logger.warning("graph %s is no longer ours (epoch fence: held at epoch %d, now "
+                           "epoch %d, owner %s, %s): stopped driving it", gid, held[gid], epoch,
+                           owner or "none", state)
+            self._forget_tree(gid)
 
     async def _sweep_orphans(self, now: float) -> None:
         min_age = ORPHAN_AGE * self.settings.stale_after

@@ -11,6 +11,8 @@
 * transitions, each a compare-and-set: :mod:`.loading` (what a scheduler reads and claims),
   :mod:`.scheduling` (its fenced writes), :mod:`.execution` (a worker's writes),
   :mod:`.liveness` (the one rule for "is this daemon alive?", heartbeats, adoption),
-  :mod:`.control` (operator actions), :mod:`.eventlog`, :mod:`.deadletters`,
+  :mod:`.control` (operator actions), :mod:`.selection` (which graphs a bulk action names),
+  :mod:`.deletion` (delete and prune in batches), :mod:`.leases`, :mod:`.eventlog`,
+  :mod:`.deadletters`,
   :mod:`.doctor` (consistency checks)
 """

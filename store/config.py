@@ -85,7 +85,8 @@ def parse_age(text: Any, name: str = "AGE") -> float:
         raise ConfigError(f"{name} must be an age such as {AGE_FORMS}, not {text!r}")
     seconds = float(match.group(1)) * _AGE_UNITS[match.group(2)]
     if seconds <= 0:
-        raise ConfigError(f"{name} must be longer than 0, not {text!r}")
+        raise ConfigError(f"{name} must be an age longer than 0 such as {AGE_FORMS}, not "
+                          f"{text!r}")
     return seconds
 
 

@@ -88,13 +88,16 @@ class Capabilities:
     begin_exclusive: str | None  # lock type that keeps every other writer out (migrations)
     advisory_lock: bool          # pg_advisory_xact_lock: a lock held for a transaction
     clock_sql: str               # the database's own time, in epoch seconds (liveness's clock)
+    vacuum: bool = False         # deleted rows' space is reused only after VACUUM (PostgreSQL;
+    #                              SQLite reuses freed pages by itself)
 
 
 SQLITE = Capabilities("sqlite", "IMMEDIATE", False, False,
                       sqlite3.sqlite_version_info >= (3, 35, 0), "EXCLUSIVE", False,
                       "((julianday('now') - 2440587.5) * 86400.0)")
 POSTGRES = Capabilities("postgresql", None, True, True, True, None, True,
-                        "CAST(EXTRACT(EPOCH FROM clock_timestamp()) AS DOUBLE PRECISION)")
+                        "CAST(EXTRACT(EPOCH FROM clock_timestamp()) AS DOUBLE PRECISION)",
+                        vacuum=True)
 
 MIGRATION_LOCK = 0x77676F7073          # "wgops": the advisory lock of a migration
 

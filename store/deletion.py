@@ -41,11 +41,11 @@ MARK_BATCH = 100       # top-level graphs marked per transaction by prune
 PAUSE = 0.002          # seconds between two delete transactions (lets other writers in)
 
 # The tables whose rows belong to a graph or a task, deleted before the tasks and graphs
-# they belong to: (model, the column naming the graph or task, "graph" | "task").
-# A new table keyed by graph or task is one more line here.
-CHILD_TABLES: list[tuple[type[peewee.Model], peewee.Field, str]] = [
-    (LogEntry, LogEntry.graph, "graph"),
-    (TaskLog, TaskLog.task, "task"),
+# they belong to: (model, the column naming the graph or task, "graph" | "task", rows per
+# transaction). A new table keyed by graph or task is one more line here.
+CHILD_TABLES: list[tuple[type[peewee.Model], peewee.Field, str, int]] = [
+    (LogEntry, LogEntry.graph, "graph", BATCH),
+    (TaskLog, TaskLog.task, "task", 50),        # up to max_log_bytes each: fewer at a time
 ]
 
 
@@ -168,23 +168,26 @@ def purge(store: Store, top_ids: Sequence[int]) -> dict[str, int]:
             level = Graph.select(Graph.id).where(Graph.id.in_(roots),
                                                  Graph.state == GRAPH_DELETING)
         tasks = Task.select(Task.id).where(Task.graph.in_(level))
-        for model, column, key in CHILD_TABLES:
-            _batched(store, model, column.in_(level if key == "graph" else tasks))
+        for model, column, key, batch in CHILD_TABLES:
+            _batched(store, model, column.in_(level if key == "graph" else tasks), batch)
         counts["tasks"] += _batched(store, Task, Task.graph.in_(level))
         counts["graphs"] += _batched(store, Graph, Graph.id.in_(level))
     return counts
 
 
-def _batched(store: Store, model: type[peewee.Model], where: peewee.Expression) -> int:
-    """Delete the rows of ``model`` matching ``where``, ``BATCH`` per transaction."""
+def _batched(store: Store, model: type[peewee.Model], where: peewee.Expression,
+             batch: int | None = None) -> int:
+    """Delete the rows of ``model`` matching ``where``, ``batch`` (default ``BATCH``) per
+    transaction."""
+    batch = BATCH if batch is None else batch
     pk = model._meta.primary_key
     removed = 0
     while True:
         with store.write():
-            n = model.delete().where(pk.in_(model.select(pk).where(where).limit(BATCH))) \
+            n = model.delete().where(pk.in_(model.select(pk).where(where).limit(batch))) \
                 .execute()
         removed += n
-        if n < BATCH:
+        if n < batch:
             return removed
         time.sleep(PAUSE)
 
@@ -192,6 +195,20 @@ def _batched(store: Store, model: type[peewee.Model], where: peewee.Expression) 
 def prune_events(store: Store, cutoff: float) -> int:
     """Delete event-log rows of no graph (daemon and pool events) older than ``cutoff``."""
     return _batched(store, LogEntry, LogEntry.graph.is_null() & (LogEntry.ts < cutoff))
+
+
+def vacuum(store: Store) -> list[str]:
+    """Where the database reuses deleted rows' space only after ``VACUUM`` (PostgreSQL, whose
+    autovacuum may be off or late), vacuum the tables deletes touch; plain ``VACUUM`` takes no
+    lock that stops reads or writes. Returns the tables vacuumed (none on SQLite)."""
+    if not store.caps.vacuum:
+        return []
+    store.connect()
+    tables = [m._meta.table_name for m, *_ in CHILD_TABLES] + [Task._meta.table_name,
+                                                               Graph._meta.table_name]
+    for table in tables:
+        store.db.execute_sql(f'VACUUM "{table}"')
+    return tables
 
 
 def _record(store: Store, kind: str, actor: str, counts: dict[str, Any]) -> None:

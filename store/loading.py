@@ -150,3 +150,20 @@ def task_states(task_ids: list[int]) -> dict[int, tuple[str, int, float | None]]
 def current_owner(graph_id: int) -> str | None:
     row = Graph.select(Graph.scheduler).where(Graph.id == graph_id).first()
     return row.scheduler if row else None
+
+
+def lost_roots(owner: str, held: dict[int, int]) -> list[tuple[int, str | None, int, str]]:
+    """Of the root graphs a scheduler holds (id -> the epoch it holds), those the database no
+    longer gives it: another owner, none, a newer epoch, or ended. ``(id, owner, epoch,
+    state)`` each; a deleted graph has owner None, epoch -1, state "gone"."""
+    if not held:
+        return []
+    rows = {g: (o, e, s) for g, o, e, s in Graph.select(
+        Graph.id, Graph.scheduler, Graph.epoch, Graph.state).where(
+        Graph.id.in_(list(held))).tuples()}
+    out = []
+    for gid, epoch in held.items():
+        now_owner, now_epoch, state = rows.get(gid, (None, -1, "gone"))
+        if now_owner != owner or now_epoch != epoch or state not in GRAPH_ACTIVE:
+            out.append((gid, now_owner, now_epoch, state))
+    return out

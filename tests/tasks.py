@@ -276,3 +276,18 @@ def skew_gate(path: str) -> str:
     while not os.path.exists(path):
         select.select([], [], [], 0.02)
     return path
+
+
+# -- hosts and partitions (tests/test_hosts.py) -------------------------------------------------
+
+def held(path: str, log: str, tag: str = "", limit: float = 120) -> str:
+    """``gate`` that records its start and its end (``start TAG PID`` / ``end TAG PID``):
+    counts how often a task held across a cut started, and which runs got to the end."""
+    with open(log, "a") as fh:
+        fh.write(f"start {tag} {os.getpid()} {time.time()}\n")
+    gate(path, limit=limit)
+    with open(log, "a") as fh:
+        fh.write(f"end {tag} {os.getpid()} {time.time()}\n")
+    return tag
+
+

@@ -191,3 +191,16 @@ def test_mask_url_masks_passwords(url: str, masked: str) -> None:
 ])
 def test_mask_url_leaves_passwordless_urls_alone(url: str) -> None:
     assert mask_url(url) == url
+
+
+def test_retention_is_an_age_off_by_default(home: Path) -> None:
+    assert load(home).retention is None
+    assert load(home, 'retention = "30d"\n').retention == 30 * 86400
+    assert load(home, env={"WGOPS_RETENTION": "12h"}).retention == 12 * 3600
+    assert load(home, 'retention = "30d"\n', env={"WGOPS_RETENTION": "90s"}).retention == 90
+    assert load(home, env={"WGOPS_RETENTION": "15m"}).retention == 900
+    assert load(home, env={"WGOPS_RETENTION": "off"}).retention is None
+    assert load(home, retention=5).retention == 5.0          # seconds, from code
+    for bad in ("30", "3x", "d", "-1d", "0s", "1 week"):
+        message = config_error(home, env={"WGOPS_RETENTION": bad})
+        assert "retention" in message and "90s, 15m, 12h or 30d" in message

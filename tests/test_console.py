@@ -293,3 +293,10 @@ async def test_marking_graphs_and_one_confirmation_for_the_marked_set(
         await pilot.press("p")                         # nothing marked: the cursor's graph
         await settle(pilot)
         assert isinstance(app.screen, MainScreen)
+        footer = {ab.binding.key_display or ab.binding.key
+                  for ab in app.screen.active_bindings.values() if ab.binding.show}
+        assert {"space", "M"} <= footer
+        await pilot.press("question_mark")
+        await settle(pilot)
+        keys = dict(k for _, rows in app.screen.sections for k in rows)
+        assert "Mark shown" in keys["M"] and "one confirmation" in keys["space"]

@@ -14,7 +14,7 @@ from wgops.store.errors import Conflict, NotFound
 from wgops.store.eventlog import log_event
 from wgops.store.graphs import create_graph
 from wgops.store.migrations import migrate
-from wgops.store.models import GRAPH_DELETING, Graph, LogEntry, Task
+from wgops.store.models import GRAPH_DELETING, Graph, LogEntry, Task, TaskLog
 
 from .test_store import CHILD, DOC, nest, set_tasks, submit
 
@@ -63,10 +63,15 @@ def test_delete_removes_the_whole_tree_and_counts_it(store: Store) -> None:
     end(store, top)
     end(store, other)
     ids = [top.id, child.id, grand.id]
+    with store.write():
+        for t in Task.select().where(Task.graph.in_(ids)):
+            TaskLog.create(task=t.id, attempt=1, text="out\n")
+    kept = TaskLog.create(task=Task.get(Task.graph == other.id).id, attempt=1, text="x")
     n_tasks = len(DOC["tasks"]) + len(CHILD["tasks"]) + len(DOC["tasks"])
     assert rows(ids)[:2] == (3, n_tasks) and rows(ids)[2] >= 2
     assert deletion.delete(store, [top.id]) == {"graphs": 3, "tasks": n_tasks}
     assert rows(ids) == (0, 0, 0)
+    assert [log.id for log in TaskLog.select()] == [kept.id]   # only the other graph's
     assert rows([other.id])[:2] == (1, len(DOC["tasks"]))     # untouched
 
 
@@ -197,3 +202,12 @@ def test_lease_one_holder_until_it_lapses(store: Store) -> None:
         assert leases.holder("retention", now + 14) is None
         assert leases.take("retention", "a", now + 15, 10)
     _ = set_tasks
+
+
+def test_vacuum_where_deleted_space_needs_it(store: Store) -> None:
+    g = submit(store)
+    end(store, g)
+    deletion.delete(store, [g.id])
+    tables = deletion.vacuum(store)
+    assert tables == ([] if store.caps.name == "sqlite" else
+                      ["event", "task_log", "task", "graph"])
