@@ -154,3 +154,13 @@ def test_an_orphan_is_recognised_by_its_process_never_by_name(
         for proc in (ours, other):
             proc.kill()
             proc.wait(10)
+
+
+def test_the_console_shows_an_orphan_as_such() -> None:
+    from wgops.console.data.status import status_daemons
+
+    doc = {"schedulers": [{"id": "s-1", "pid": 1, "state": "running", "alive": True,
+                           "orphan": True},
+                          {"id": "s-2", "pid": 2, "state": "running", "alive": True,
+                           "orphan": False}]}
+    assert [d.state for d in status_daemons(doc, 0.0)] == ["orphan", "running"]
