@@ -207,8 +207,8 @@ def test_a_lease_is_timed_by_the_database_clock(
     from wgops.store import leases
 
     with store.write():
-        assert leases.take("retention", "normal", None, 30)
+        assert leases.take("retention", "normal", 30)
     skew_local_clock(monkeypatch, offset)
     with store.write():
-        assert not leases.take("retention", "skewed", None, 30)    # not lapsed, whatever clock
+        assert not leases.take("retention", "skewed", 30)    # not lapsed, whatever clock
     assert leases.holder("retention") == "normal"
