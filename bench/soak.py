@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import random
 import shutil
@@ -59,6 +60,8 @@ class Soak:
         self.hosts: list[ArbiterHost] = []
         self.stop = threading.Event()
         self.submit_errors = 0
+        self.inject_errors: list[str] = []
+        self.start_failures = 0         # `daemon start` after an arbiter's SIGKILL that failed
         self.last_restart = {"restart-broker": 0.0, "restart-postgres": 0.0}
 
     # -- the database, from the soak's side ------------------------------------------------------
@@ -124,14 +127,14 @@ class Soak:
         host = None if kind.startswith("restart") else self.rng.randrange(len(self.hosts))
         return kind, host
 
-    def inject(self, kind: str, host: int | None) -> Fault:
-        fault = Fault(kind, host, time.time())
+    def inject(self, fault: Fault) -> None:
+        kind, host = fault.kind, fault.host
         if kind.startswith("kill-"):
             h = self.hosts[host]  # type: ignore[index]
             what = kind.removeprefix("kill-")
             h.kill(what)
             if what == "arbiter":
-                h.start()
+                self.start_failures += h.start()
         elif kind == "restart-broker":
             self.last_restart[kind] = time.monotonic()
             self.rabbit.restart()
@@ -146,7 +149,6 @@ class Soak:
         # a kill's recovery counts from the kill (the arbiter's restart included); a restart's
         # and a cut's from when the server is back or the cut healed
         fault.end = fault.start if kind.startswith("kill-") else time.time()
-        return fault
 
     def whole(self, since: float) -> bool:
         """Every host's arbiter, scheduler and worker run and beat; a task ended since."""
@@ -194,12 +196,14 @@ class Soak:
             kind, host = self.pick()
             print(f"[{time.strftime('%H:%M:%S')}] {kind}"
                   f"{'' if host is None else f' host {host}'}", flush=True)
-            try:
-                fault = self.inject(kind, host)
-            except Exception as exc:  # noqa: BLE001 - reported, and the soak goes on
-                print(f"  fault {kind} could not be injected: {exc}", flush=True)
-                continue
+            fault = Fault(kind, host, time.time())
             self.faults.append(fault)
+            try:
+                self.inject(fault)
+            except Exception as exc:  # noqa: BLE001 - reported, and the soak goes on
+                fault.end = time.time()
+                self.inject_errors.append(f"{kind}: {exc}")
+                print(f"  fault {kind} could not be injected: {exc}", flush=True)
             self.wait_recovered(fault)
             print(f"  recovered in {fault.recovery:.1f} s" if fault.recovery is not None
                   else "  NOT recovered within the bound", flush=True)
@@ -258,8 +262,14 @@ class Soak:
                     h.stop()
         verdict = judge(shows, self.expected, self.skipped, self.log, self.faults)
         print(render(verdict, self.faults, doctor, seconds, a.seed))
+        if self.start_failures:
+            print(f"daemon start failed {self.start_failures} times after an arbiter's SIGKILL "
+                  f"(then retried): {[e for h in self.hosts for e in h.failures][:3]}")
         return {"seed": a.seed, "minutes": a.minutes, "seconds": round(seconds, 1),
                 "hosts": a.hosts, "submit_errors": self.submit_errors,
+                "arbiter_start_failures": self.start_failures,
+                "inject_errors": self.inject_errors,
+                "arbiter_start_errors": [e for h in self.hosts for e in h.failures][:20],
                 "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
                 **verdict.as_dict(),
                 "faults": [{"kind": f.kind, "host": f.host,
@@ -304,6 +314,11 @@ def main(argv: list[str] | None = None) -> int:
     if a.minutes <= 0 or a.graphs < 1 or a.hosts < 2:
         print("soak: --minutes must be > 0, --graphs >= 1, --hosts >= 2", file=sys.stderr)
         return 2
+    # the submitting client's reconnection noise while the broker restarts: not the soak's news
+    logging.basicConfig(level=logging.ERROR, format="%(asctime)s %(levelname)s %(name)s: "
+                        "%(message)s")
+    for noisy in ("aiormq", "aio_pika"):
+        logging.getLogger(noisy).setLevel(logging.CRITICAL)
     why = unavailable()
     if why is not None:
         print(f"soak: cannot make hosts: {why}", file=sys.stderr)

@@ -18,6 +18,7 @@ import socket
 import subprocess
 import sys
 import time
+from contextlib import suppress
 from pathlib import Path
 
 import psutil
@@ -115,7 +116,11 @@ class Rabbit:
         self.node.wait_ready(time.monotonic() + 120, lambda: proc.poll() is None)
 
     def ctl(self, *args: str) -> None:
-        subprocess.run(["rabbitmqctl", "-n", self.node.node, *args], check=True,
+        # the script beside the server's (Debian's /usr/sbin wrapper switches to the rabbitmq
+        # user, whose erlang cookie is not this node's)
+        ctl = self.node.server.parent / "rabbitmqctl"
+        subprocess.run([str(ctl) if ctl.exists() else "rabbitmqctl", "-n", self.node.node,
+                        *args], check=True,
                        capture_output=True, timeout=120, env={**os.environ, **self.node.env()})
 
     def restart(self) -> None:
@@ -158,16 +163,28 @@ class ArbiterHost:
         self.host = host
         self.slots = slots
         self.pidfile = Path(host.env["WGOPS_HOME"]) / "circus" / "circusd.pid"
-        self.known: set[int] = set()       # every arbiter and daemon pid seen: stopped at the end
+        self.known: dict[int, float] = {}  # pid -> start time of every arbiter and daemon seen
+        self.failures: list[str] = []      # why a `daemon start` failed (then retried)
 
-    def start(self) -> None:
-        out = subprocess.run(self.host.ns_command([
-            sys.executable, "-m", "wgops", "daemon", "start", "--schedulers", "1", "--workers",
-            "1", "--slots", str(self.slots), "--timeout", "120"]), env=self.host.env,
-            capture_output=True, text=True, timeout=180, cwd=str(self.host.net.root))
-        if out.returncode != 0:
-            raise RuntimeError(f"daemon start on {self.host.ns}: {out.stdout}{out.stderr}")
-        self.pids()
+    def start(self, tries: int = 3) -> int:
+        """``wgops daemon start`` inside the namespace, again (at most ``tries`` times) while
+        it fails; returns how many attempts failed (``failures`` keeps their messages)."""
+        failed = 0
+        while True:
+            out = subprocess.run(self.host.ns_command([
+                sys.executable, "-m", "wgops", "daemon", "start", "--schedulers", "1",
+                "--workers", "1", "--slots", str(self.slots), "--timeout", "120"]),
+                env=self.host.env, capture_output=True, text=True, timeout=180,
+                cwd=str(self.host.net.root))
+            self.pids()
+            if out.returncode == 0:
+                return failed
+            failed += 1
+            self.failures.append((out.stdout + out.stderr).strip().splitlines()[-1:][0]
+                                 if (out.stdout + out.stderr).strip() else "no output")
+            if failed >= tries:
+                raise RuntimeError(f"daemon start on {self.host.ns}: {out.stdout}{out.stderr}")
+            time.sleep(1)
 
     def arbiter(self) -> int | None:
         try:
@@ -195,7 +212,9 @@ class ArbiterHost:
             for kind in ("scheduler", "worker"):
                 if "run" in cmd and kind in cmd and "-c" not in cmd:
                     out[kind].append(child.pid)
-        self.known.update(p for pids in out.values() for p in pids)
+        for pid in (p for pids in out.values() for p in pids):
+            with suppress(psutil.Error):
+                self.known.setdefault(pid, psutil.Process(pid).create_time())
         return out
 
     def kill(self, kind: str) -> int | None:
@@ -215,8 +234,10 @@ class ArbiterHost:
                                              "--timeout", "30"]), env=self.host.env,
                        capture_output=True, timeout=90, cwd=str(self.host.net.root))
         self.pids()
-        for pid in self.known:
-            _kill_tree(pid)
+        for pid, started in self.known.items():
+            with suppress(psutil.Error):     # only if it is still the very process we saw
+                if psutil.Process(pid).create_time() == started:
+                    _kill_tree(pid)
 
 
 def make_hosts(net: Net, count: int, slots: int) -> list[ArbiterHost]:

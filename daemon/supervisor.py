@@ -56,6 +56,7 @@ logger = logging.getLogger(__name__)
 
 CALL_TIMEOUT = 5.0
 POLL = 0.1
+START_GRACE = 10.0      # s a watcher may stay not-yet-started at an arbiter's start
 
 
 # -- talking to the arbiter ----------------------------------------------------------------
@@ -265,6 +266,8 @@ class Supervisor:
         replaced = replaced or {}
         initial: dict[str, set[int]] | None = None
         seen: dict[str, set[int]] = {k: set() for k in KINDS}
+        began = time.monotonic()
+        active: set[str] = set()
         while True:
             watchers = self.watchers()
             if initial is None:
@@ -274,7 +277,12 @@ class Supervisor:
                 info = watchers.get(kind)
                 if info is None:
                     continue
-                if info.state == "flapping":
+                if info.status == "active":
+                    active.add(kind)
+                # a new arbiter answers before it has started every watcher: one it has not
+                # started yet is "stopped" too; flapping is stopped after running (or late)
+                if info.state == "flapping" and (kind in active or
+                                                 time.monotonic() - began > START_GRACE):
                     raise SupervisorError(f"{kind} daemons keep exiting and circus stopped them:"
                                           f" {self.log_hint(kind)}")
                 before = initial.get(kind, set())
