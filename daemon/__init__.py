@@ -15,7 +15,8 @@
 * operating (under the API client, :mod:`wgops.aclient`): :mod:`.control` (actions with
   their wake-ups), :mod:`.submit` (store, launch, follow), :mod:`.doctor`
 * supervision: :mod:`.circus_config` (the generated configuration, pure),
-  :mod:`.supervisor` (the circus client), :mod:`.flapping` (the crash-loop plugin),
+  :mod:`.supervisor` (the circus client), :mod:`.orphans` (daemons outside any
+  arbiter), :mod:`.flapping` (the crash-loop plugin),
   :mod:`.managed_broker`, :mod:`.status`, :mod:`.probes`, :mod:`.logfiles`,
   :mod:`.processes`
 """

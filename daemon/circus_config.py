@@ -152,6 +152,7 @@ def daemon_environment(settings: Settings, extra: dict[str, str] | None = None) 
         paths.append(str(PROJECT_ROOT))
     env["PYTHONPATH"] = os.pathsep.join(paths)
     env["PYTHONUNBUFFERED"] = "1"
+    env.setdefault("WGOPS_WATCH_PARENT", "1")     # a daemon stops when its arbiter dies
     env.update(extra or {})
     return env
 

@@ -8,9 +8,11 @@ never leaves a second, unsupervised set; ``wgops daemon status`` marks them ``or
 They are found from their rows (``host`` is this host, the row not ``stopped``) and checked
 against the process, never by name: the pid must run, its start time must be the row's
 ``started`` (the kernel's start time of the process that wrote the row, so a reused pid never
-matches), its command line must be ``... -m wgops daemon run KIND``, and where its environment
-can be read it must name this installation (``WGOPS_HOME``, ``WGOPS_NAMESPACE``). Stopping is
-SIGTERM (a scheduler hands its graphs back, a worker drains), then SIGKILL after the grace.
+matches), its command line must be ``... -m wgops daemon run KIND``, and its environment must
+name this installation (the home and namespace its settings load to: another installation on
+the same host and database, or a process whose environment cannot be read, is left alone).
+Stopping is SIGTERM (a scheduler hands its graphs back, a worker drains), then SIGKILL after
+the grace.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from wgops.daemon.circus_config import STOP_MARGIN
 from wgops.daemon.probes import db_session
 from wgops.daemon.processes import alive, send_signal, tree
 from wgops.store.config import Settings
+from wgops.store.errors import WgopsError
 from wgops.store.liveness import HOST
 from wgops.store.models import Scheduler, Worker
 
@@ -59,15 +62,14 @@ def daemon_process(settings: Settings, kind: str, pid: int, started: float | Non
         args = proc.cmdline()
         if not _runs_daemon(args, kind):
             return None
-        try:
-            env = proc.environ()
-        except psutil.AccessDenied:
-            env = {}
+        env = proc.environ()
     except psutil.Error:
         return None
-    if "WGOPS_HOME" in env and not _same_path(env["WGOPS_HOME"], settings.home):
+    try:
+        theirs = Settings.load(env=env)
+    except WgopsError:
         return None
-    if "WGOPS_NAMESPACE" in env and env["WGOPS_NAMESPACE"] != settings.namespace:
+    if theirs.namespace != settings.namespace or not _same_path(theirs.home, settings.home):
         return None
     return proc
 
@@ -79,7 +81,7 @@ def _runs_daemon(args: list[str], kind: str) -> bool:
     return False
 
 
-def _same_path(a: str, b: Path) -> bool:
+def _same_path(a: Path, b: Path) -> bool:
     try:
         return Path(a).expanduser().resolve() == b.expanduser().resolve()
     except OSError:

@@ -68,21 +68,21 @@ class Retention:
             except Exception:  # noqa: BLE001 - loop boundary: the next pass tries again
                 logger.exception("retention pass")
 
-    async def _lease(self, now: float) -> bool:
-        return await in_thread(self.store, leases.take, LEASE, self.holder, now, self.ttl,
+    async def _lease(self) -> bool:
+        return await in_thread(self.store, leases.take, LEASE, self.holder, self.ttl,
                                write=True)
 
     async def run_once(self, now: float | None = None) -> dict[str, int] | None:
         """One pass; None when another scheduler holds the lease, else what was removed."""
         now = self.clock() if now is None else now
-        if not await self._lease(now):
+        if not await self._lease():
             return None
         total = {"graphs": 0, "tasks": 0}
         while True:
             counts = await in_thread(self.store, deletion.prune, self.store, self.retention,
                                      None, False, now, SLICE, self.holder)
             total = {k: total[k] + counts[k] for k in total}
-            if not counts["graphs"] or not await self._lease(self.clock()):
+            if not counts["graphs"] or not await self._lease():
                 break
         events = await in_thread(self.store, deletion.prune_events, self.store,
                                  now - self.retention)

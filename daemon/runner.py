@@ -1,11 +1,12 @@
 """Running one daemon in the foreground: logging, signals, the heartbeat loop.
 
-**An arbiter that dies takes its daemons along.** A daemon remembers its parent (the circus
-arbiter, or whatever started it) and looks at every heartbeat: when it has been re-parented
-(the parent died: SIGKILL, the OOM killer), it stops as on SIGTERM, so a scheduler hands its
-graphs back and a worker lets its unfinished tasks be redelivered. A daemon started with no
-parent to follow (already a child of init) does not watch; ``WGOPS_WATCH_PARENT=0`` turns the
-watch off (tests make orphans this way). The parent-death signal (``PR_SET_PDEATHSIG``) is not
+**An arbiter that dies takes its daemons along.** A daemon run by the circus arbiter (whose
+environment sets ``WGOPS_WATCH_PARENT=1``) remembers its parent and looks at every heartbeat:
+when it has been re-parented (the arbiter died: SIGKILL, the OOM killer), it stops as on
+SIGTERM, so a scheduler hands its graphs back and a worker lets its unfinished tasks be
+redelivered. A daemon run by hand (``wgops daemon run``, perhaps under ``nohup``) does not
+watch unless asked to; ``WGOPS_WATCH_PARENT=0`` before ``wgops daemon start`` turns the watch
+off (tests make orphans this way). The parent-death signal (``PR_SET_PDEATHSIG``) is not
 used: it fires when the parent's *thread* that spawned the daemon ends, not the parent.
 """
 
@@ -34,10 +35,9 @@ def default_id(kind: str) -> str:
 def parent_to_follow() -> int | None:
     """The parent pid this daemon stops with, or None (no watch)."""
     parent = os.getppid()
-    if parent <= 1 or os.environ.get("WGOPS_WATCH_PARENT", "1").strip().lower() in (
-            "0", "off", "false", "no"):
-        return None
-    return parent
+    wanted = os.environ.get("WGOPS_WATCH_PARENT", "").strip().lower() in ("1", "on", "true",
+                                                                          "yes")
+    return parent if wanted and parent > 1 else None
 
 
 def configure_logging(debug: bool) -> None:

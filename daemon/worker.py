@@ -291,8 +291,10 @@ class WorkerDaemon:
                 await message.nack(requeue=True)
             raise
         finally:
-            # only now: until its outcome is committed, a copy of its message is dropped here
-            self.executing.pop(msg.task, None)
+            # until its outcome is committed, a copy of its message is dropped here; _run
+            # lets go once it is (a retry may be delivered before this handler resumes)
+            if self.executing.get(msg.task) is run:
+                del self.executing[msg.task]
             self.detached.discard(msg.task)
         return detached
 
@@ -374,6 +376,10 @@ class WorkerDaemon:
             owner = await self.db.write(execution.finish, job.task, attempts, self.id, state,
                                         result, error, not_before, now)
         await self.logs.settle(saving)
+        # committed: a message for the task's next attempt (a retry, dispatched as soon as
+        # the owner hears of this one) must start it, not be dropped as "running here"
+        if self.executing.get(job.task) is current:
+            del self.executing[job.task]
         if owner is False:
             logger.info("task %s attempt %d was superseded (killed or re-run); result dropped",
                         job.task, attempts)

@@ -81,6 +81,13 @@ def retry(store: Store, graph_id: int, actor: str = "cli") -> Graph:
         if graph.state not in ("failed", "killed"):
             raise Conflict(f"graph {graph_id} is {graph.state}; only a failed or killed graph "
                            "can be retried")
+        # the graph first, compare-and-set on its state: a graph a concurrent delete or prune
+        # marked meanwhile (PostgreSQL reads outside the write lock) is not brought back
+        if not Graph.update(state="queued", scheduler=None, error=None, finished=None,
+                            epoch=Graph.epoch + 1).where(
+                Graph.id == graph.id, Graph.state.in_(("failed", "killed"))).execute():
+            raise Conflict(f"graph {graph_id} is {get_graph(graph_id).state}; only a failed "
+                           "or killed graph can be retried")
         ids = tree_ids(graph.id)
         # nested graphs that did not finish are dropped: their parent task runs them anew
         stale = [g.id for g in Graph.select(Graph.id).where(
@@ -90,8 +97,6 @@ def retry(store: Store, graph_id: int, actor: str = "cli") -> Graph:
         Task.update(state="waiting", error=None, waiting_for=None, worker=None, lost=0,
                     not_before=None, started=None, finished=None).where(
             Task.graph == graph.id, Task.state.in_(("failed", "skipped", "killed"))).execute()
-        Graph.update(state="queued", scheduler=None, error=None, finished=None,
-                     epoch=Graph.epoch + 1).where(Graph.id == graph.id).execute()
         log_event("graph.retried", graph.id, actor=actor)
     return get_graph(graph_id)
 

@@ -267,16 +267,6 @@ def print_between_gates(texts: list[str], gates: list[str]) -> int:
         print(text)
     return len(texts)
 
-def skew_gate(path: str) -> str:
-    """Runs until ``path`` exists, waiting in ``select`` with a relative timeout: under
-    libfaketime with FAKETIME_DONT_FAKE_MONOTONIC, ``time.sleep`` may fail with EINVAL
-    (its absolute monotonic deadline gets the offset), so the skewed worker's tasks use this."""
-    import select
-
-    while not os.path.exists(path):
-        select.select([], [], [], 0.02)
-    return path
-
 
 # -- hosts and partitions (tests/test_hosts.py) -------------------------------------------------
 

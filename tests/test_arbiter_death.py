@@ -125,3 +125,42 @@ def test_orphans_are_reported_and_stopped_by_start_and_by_stop(
         stop.stdout
     assert not any(alive(p) for p in second)
     assert daemons(installation) == {}
+
+
+def test_an_orphan_is_recognised_by_its_process_never_by_name(
+        wgops_env: dict[str, str], tmp_path: Path) -> None:
+    """A process that looks like a daemon (its command line ends ``-m wgops daemon run
+    scheduler``) is this installation's only with the row's start time and this
+    installation's home and namespace in its environment."""
+    import subprocess
+    import sys
+
+    from wgops.daemon.orphans import daemon_process
+    from wgops.store.config import Settings
+
+    settings = Settings.load(env=wgops_env)
+    look_alike = [sys.executable, "-c", "import time; time.sleep(120)", "-m", "wgops", "daemon",
+                  "run", "scheduler"]
+    ours = subprocess.Popen(look_alike, env=wgops_env)
+    other = subprocess.Popen(look_alike, env={**wgops_env, "WGOPS_HOME": str(tmp_path / "x")})
+    try:
+        started = psutil.Process(ours.pid).create_time()
+        assert daemon_process(settings, "scheduler", ours.pid, started) is not None
+        assert daemon_process(settings, "worker", ours.pid, started) is None
+        assert daemon_process(settings, "scheduler", ours.pid, started - 10) is None  # reused
+        assert daemon_process(settings, "scheduler", other.pid,
+                              psutil.Process(other.pid).create_time()) is None
+    finally:
+        for proc in (ours, other):
+            proc.kill()
+            proc.wait(10)
+
+
+def test_the_console_shows_an_orphan_as_such() -> None:
+    from wgops.console.data.status import status_daemons
+
+    doc = {"schedulers": [{"id": "s-1", "pid": 1, "state": "running", "alive": True,
+                           "orphan": True},
+                          {"id": "s-2", "pid": 2, "state": "running", "alive": True,
+                           "orphan": False}]}
+    assert [d.state for d in status_daemons(doc, 0.0)] == ["orphan", "running"]

@@ -189,18 +189,21 @@ def test_prune_events_of_no_graph(store: Store) -> None:
     assert LogEntry.select().count() == 1
 
 
-def test_lease_one_holder_until_it_lapses(store: Store) -> None:
-    now = 1000.0
+def test_lease_one_holder_until_it_lapses_by_the_databases_clock(store: Store) -> None:
+    from wgops.store.models import Lease
+
     with store.write():
-        assert leases.take("retention", "a", now, 10)
-        assert not leases.take("retention", "b", now + 1, 10)
-        assert leases.take("retention", "a", now + 2, 10)          # renewed
-        assert not leases.take("retention", "b", now + 11, 10)
-        assert leases.take("retention", "b", now + 13, 10)         # lapsed
-        assert leases.holder("retention", now + 14) == "b"
+        assert leases.take("retention", "a", 30)
+        assert not leases.take("retention", "b", 30)
+        assert leases.take("retention", "a", 30)                   # renewed
+        assert leases.holder("retention") == "a"
+        Lease.update(expires=Lease.expires - 31).execute()         # 31 s later, not renewed
+        assert leases.holder("retention") is None
+        assert leases.take("retention", "b", 30)                   # lapsed: b takes it
+        assert not leases.take("retention", "a", 30)
         leases.release("retention", "b")
-        assert leases.holder("retention", now + 14) is None
-        assert leases.take("retention", "a", now + 15, 10)
+        assert leases.holder("retention") is None
+        assert leases.take("retention", "a", 30)
     _ = set_tasks
 
 
@@ -211,3 +214,22 @@ def test_vacuum_where_deleted_space_needs_it(store: Store) -> None:
     tables = deletion.vacuum(store)
     assert tables == ([] if store.caps.name == "sqlite" else
                       ["event", "task_log", "task", "graph"])
+
+
+def test_retry_that_read_before_a_mark_does_not_bring_the_graph_back(
+        store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    """On PostgreSQL a retry reads the graph outside any lock: it may see it failed after a
+    prune marked it. Its write is a compare-and-set, so it changes nothing."""
+    g = submit(store)
+    end(store, g, "failed")
+    stale = Graph.get_by_id(g.id)                      # what the retry read: failed
+    with store.write():
+        assert deletion._mark([g.id]) == [g.id]
+    reads = iter([stale])
+    real = control.get_graph
+    monkeypatch.setattr(control, "get_graph", lambda gid: next(reads, None) or real(gid))
+    with pytest.raises(Conflict, match="deleting"):
+        control.retry(store, g.id)
+    assert Graph.get_by_id(g.id).state == GRAPH_DELETING
+    assert {t.state for t in Task.select().where(Task.graph == g.id)} == {"finished"}
+    assert deletion.prune(store, 86400)["graphs"] == 1

@@ -217,20 +217,23 @@ def test_kill_a_graph_whose_scheduler_is_dead(cluster: Cluster, tmp_path: Path) 
     assert not log.exists()
 
 
-def test_reassign_between_live_schedulers(cluster: Cluster) -> None:
+def test_reassign_between_live_schedulers(cluster: Cluster, tmp_path: Path) -> None:
+    """t1 runs until the test opens its gate: the graph is surely mid-run when reassigned."""
+    gate = tmp_path / "open"
     s1 = cluster.scheduler()
     sid1 = cluster.wait_daemon("scheduler", s1.pid)
     cluster.worker(slots=1)
-    gid = cluster.submit({"name": "chain", "tasks": {
-        f"t{i}": {"run": "tests.tasks:sleep", "args": {"seconds": 0.5},
-                  **({"after": [f"t{i - 1}"]} if i else {})} for i in range(10)}})
+    tasks = {f"t{i}": {"run": "tests.tasks:noop", **({"after": [f"t{i - 1}"]} if i else {})}
+             for i in range(10)}
+    tasks["t1"] = {"run": "tests.tasks:gate", "args": {"path": str(gate)}, "after": ["t0"]}
+    gid = cluster.submit({"name": "chain", "tasks": tasks})
     wait_for(lambda: cluster.owner(gid) == sid1, 20, what="claimed by s1")
     s2 = cluster.scheduler()
     sid2 = cluster.wait_daemon("scheduler", s2.pid)
-    wait_for(lambda: cluster.tasks(gid)["t1"]["state"] in ("running", "finished"), 20,
-             what="t1 started")
+    wait_for(lambda: cluster.tasks(gid)["t1"]["state"] == "running", 20, what="t1 started")
     cluster.cli("graph", "reassign", str(gid), "--to", sid2)
     assert cluster.show(gid)["scheduler"] == sid2
+    gate.touch()
     shown = cluster.wait_graph(gid)
     assert shown["state"] == "finished" and shown["scheduler"] == sid2
     assert all(t["attempts"] == 1 for t in shown["tasks"])

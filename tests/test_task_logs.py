@@ -53,7 +53,7 @@ def test_python_async_shell_mapped_and_retried_tasks_keep_their_output(
         "retried": {"run": "tests.tasks:flaky_chatty",
                     "args": {"marker": str(marker), "fail_times": 2}, "retries": 2},
     }})
-    assert cluster.wait_graph(gid)["state"] == "finished"
+    assert finished(cluster, gid)
 
     py = logs(cluster, gid, "py")
     assert set(py) >= {"graph", "task", "attempt", "text"}
@@ -102,6 +102,17 @@ def test_python_async_shell_mapped_and_retried_tasks_keep_their_output(
             client.logs(gid, "ghost")
         with pytest.raises(wgops.NotFound):
             client.logs(gid + 1000, "py")
+
+
+def finished(cluster: Cluster, gid: int, timeout: float = 60) -> bool:
+    """The graph finished; else what its tasks and daemons say."""
+    try:
+        return cluster.wait_graph(gid, timeout)["state"] == "finished"
+    except AssertionError:
+        states = {n: (t["state"], t["attempts"], t["worker"])
+                  for n, t in cluster.tasks(gid).items()}
+        logs = "\n".join(cluster.log(p.pid) for p in cluster.procs)
+        raise AssertionError(f"graph {gid} did not finish: {states}\n{logs}") from None
 
 
 def cluster_settings(cluster: Cluster):  # noqa: ANN201 - a Settings

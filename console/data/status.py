@@ -31,6 +31,8 @@ CIRCUS_EVERY = 5.0          # seconds between circus polls (heavy: they compete 
 
 def daemon_state(row: dict[str, Any], alive_default: bool = False) -> str:
     state = row.get("state")
+    if row.get("orphan") and state in ("running", "stopping"):
+        return "orphan"                 # outside any arbiter: daemon start/stop stop it
     if state in ("running", "stopped", "flapping", "starting", "stopping", "dead"):
         return str(state)
     return "running" if row.get("alive", alive_default) else "stopped"

@@ -12,7 +12,7 @@ STATE_STYLE = {
     "paused": "bold #af87ff", "finished": "#5faf5f", "failed": "bold #ff5f5f",
     "killed": "#d75f5f", "skipped": "#8a8a8a", "stopped": "#8a8a8a",
     "flapping": "bold #ff8700", "dead": "bold #ff5f5f", "starting": "#d7af5f",
-    "stopping": "#d7af5f",
+    "stopping": "#d7af5f", "orphan": "bold #ff8700",
 }
 SPARKS = "▁▂▃▄▅▆"          # the top two levels would touch the next row
 
