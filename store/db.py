@@ -109,6 +109,15 @@ SQLITE_PRAGMAS = {
     "cache_size": -16000,
 }
 
+# libpq options a URL may override (``?keepalives_idle=60``). A connection whose peer is cut
+# off silently (a host's link down, a dropped route) would otherwise wait for the kernel's
+# retransmission timeout, about 15 minutes, before the database thread could reconnect:
+# keepalives find an idle dead link in 10 + 3 x 5 s, ``tcp_user_timeout`` one with unanswered
+# writes in 30 s. A long query is not cut: the server's kernel answers the probes.
+PG_CONNECTION_DEFAULTS: dict[str, Any] = {
+    "connect_timeout": 5, "keepalives": 1, "keepalives_idle": 10, "keepalives_interval": 5,
+    "keepalives_count": 3, "tcp_user_timeout": 30_000}
+
 
 def make_database(url: str) -> tuple[peewee.Database, Capabilities]:
     """Build (not connect) the database for ``url``."""
@@ -127,7 +136,7 @@ def make_database(url: str) -> tuple[peewee.Database, Capabilities]:
             import psycopg2  # noqa: F401
         except ImportError:  # pragma: no cover - a dependency of the package
             raise ConfigError("PostgreSQL needs psycopg2: pip install psycopg2-binary") from None
-        options: dict[str, Any] = {"connect_timeout": 5}
+        options: dict[str, Any] = dict(PG_CONNECTION_DEFAULTS)
         options.update(parse_qsl(parts.query))        # sslmode=..., password=..., ...
         db = peewee.PostgresqlDatabase(
             unquote((parts.path or "/").lstrip("/")) or "postgres",

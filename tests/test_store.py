@@ -726,3 +726,18 @@ def test_doctor_finds_tasks_whose_work_is_over_but_not_settled(store: Store) -> 
         (ids["b"], g.id, f"its nested graph {child.id} is finished")]
     Graph.update(state="paused").where(Graph.id == g.id).execute()
     assert doctor.unsettled_tasks(100.0) == []               # only running graphs
+
+
+def test_postgresql_connections_notice_a_silent_cut(pg_url: str) -> None:
+    """Keepalives and tcp_user_timeout on every PostgreSQL connection (a host whose link goes
+    down is noticed in seconds, not after the kernel's ~15 minutes); a URL may override them."""
+    for url, idle in ((pg_url, "10"), (pg_url + "?keepalives_idle=60", "60")):
+        store = Store.of(url)
+        try:
+            store.connect()
+            params = store.db.connection().get_dsn_parameters()
+            assert params["keepalives"] == "1" and params["keepalives_idle"] == idle
+            assert params["keepalives_interval"] == "5" and params["keepalives_count"] == "3"
+            assert params["tcp_user_timeout"] == "30000"
+        finally:
+            store.close()
