@@ -214,7 +214,11 @@ class WgopsApp(App[None]):
         action, graph_id, owner = message.action, message.graph_id, message.owner
         if self.readonly:
             return
-        if action == "kill":
+        if action == "delete":
+            self.push_screen(ConfirmScreen(f"Delete graph {graph_id}?",
+                                           self.BULK_DETAIL["delete"], "Delete"),
+                             lambda yes: self._run_graph("delete", graph_id) if yes else None)
+        elif action == "kill":
             self.push_screen(ConfirmScreen(f"Kill graph {graph_id}?",
                                            "Running tasks are cancelled, the rest marked "
                                            "killed, nested graphs included.", "Kill"),
@@ -242,6 +246,8 @@ class WgopsApp(App[None]):
         "kill": "Running tasks are cancelled, the rest marked killed, nested graphs included.",
         "retry": "The failed, skipped and killed tasks of the failed and killed ones are "
                  "queued again.",
+        "delete": "Removed for good with everything under them (nested and built graphs, "
+                  "tasks, logs, events); only finished, failed or killed graphs.",
     }
 
     def on_graphs_action(self, message: GraphsAction) -> None:

@@ -300,3 +300,27 @@ async def test_marking_graphs_and_one_confirmation_for_the_marked_set(
         await settle(pilot)
         keys = dict(k for _, rows in app.screen.sections for k in rows)
         assert "Mark shown" in keys["M"] and "one confirmation" in keys["space"]
+
+
+async def test_delete_asks_first_for_the_cursors_graph_and_for_the_marked_set(
+        scene: SceneBackend) -> None:
+    app = WgopsApp(scene, live=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        table = app.screen.query_one(GraphsTable)
+        gid = table.selected_id()
+        await pilot.press("X")
+        await settle(pilot)
+        assert isinstance(app.screen, ConfirmScreen)
+        assert app.screen.question == f"Delete graph {gid}?"
+        await pilot.press("n")
+        await settle(pilot)
+        await pilot.press("space", "space")
+        await settle(pilot)
+        await pilot.press("X")
+        await settle(pilot)
+        assert app.screen.question == "Delete 2 graphs?"
+        assert "for good" in app.screen.detail
+        await pilot.press("y")                   # the scene refuses: said, not crashed
+        await settle(pilot)
+        assert isinstance(app.screen, MainScreen)

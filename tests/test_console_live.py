@@ -176,3 +176,27 @@ async def test_kill_the_marked_graphs_with_one_confirmation(cluster: Cluster,
                             lambda doc: doc["state"] == "killed", f"graph {gid} killed")
     assert cluster.state(spared) in ("queued", "running")
     cluster.cli("graph", "kill", str(spared))
+
+
+async def test_delete_the_marked_graphs_with_one_confirmation(cluster: Cluster) -> None:
+    cluster.scheduler()
+    cluster.worker(slots=2)
+    doc = {"name": "done", "tasks": {"t": {"run": "tests.tasks:noop"}}}
+    doomed = [cluster.submit(doc) for _ in range(2)]
+    spared = cluster.submit(doc)
+    for gid in (*doomed, spared):
+        cluster.wait_graph(gid)
+    app = live_app(cluster)
+    async with app.run_test(size=SIZE) as pilot:
+        for gid in doomed:
+            await select(pilot, gid)
+            await pilot.press("space")
+        await pilot.press("X")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmScreen), "the confirmation")
+        assert app.screen.question == "Delete 2 graphs?"
+        await pilot.press("y")
+        for gid in doomed:
+            await until_cli(pilot, cluster, ("graph", "list", "--all", "--json"),
+                            lambda rows, gid=gid: gid not in {r["id"] for r in rows},
+                            f"graph {gid} deleted")
+    assert cluster.state(spared) == "finished"

@@ -14,7 +14,7 @@ from wgops.store.db import Store
 from wgops.store.errors import Conflict, NotFound
 
 GRAPH_ACTIONS = {"pause": "pause", "play": "play", "kill": "kill", "retry": "retry",
-                 "reassign": "reassign", "priority": "set_priority"}
+                 "reassign": "reassign", "priority": "set_priority", "delete": "delete"}
 
 
 class Actions:
@@ -35,12 +35,15 @@ class Actions:
             return f"graph {graph['id']} ({graph['name']}) now owned by {graph['scheduler']}"
         if action == "priority":
             return f"graph {graph['id']} ({graph['name']}) priority {graph['priority']}"
+        if action == "delete":
+            return (f"deleted graph {graph_id}: {graph['graphs']} graph rows and "
+                    f"{graph['tasks']} tasks")
         return f"graph {graph['id']} ({graph['name']}) {graph['state']}"
 
     async def graphs(self, action: str, graph_ids: list[int]) -> str:
-        """Run ``action`` (pause, play, kill, retry) on each graph; those it cannot apply to
-        are passed over and counted. Return the line to show."""
-        if action not in ("pause", "play", "kill", "retry"):
+        """Run ``action`` (pause, play, kill, retry, delete) on each graph; those it cannot
+        apply to are passed over and counted. Return the line to show."""
+        if action not in ("pause", "play", "kill", "retry", "delete"):
             raise ValueError(action)
         done, refused = 0, []
         for gid in graph_ids:
@@ -49,7 +52,8 @@ class Actions:
                 done += 1
             except (Conflict, NotFound) as exc:
                 refused.append(str(exc))
-        past = {"pause": "paused", "play": "played", "kill": "killed", "retry": "retried"}
+        past = {"pause": "paused", "play": "played", "kill": "killed", "retry": "retried",
+                "delete": "deleted"}
         line = f"{past[action]} {done} graph{'s' if done != 1 else ''}"
         if refused:
             line += f"; {len(refused)} refused ({refused[0]}" + \

@@ -28,6 +28,8 @@ GRAPH_HELP = {
     "retry": "Retry a failed or killed graph's failed, skipped and killed tasks",
     "reassign": "Move the graph to another scheduler (pick from a list)",
     "priority": "Change the graph's priority (0..9, 9 runs first)",
+    "delete": "Delete a finished, failed or killed graph with everything under it, for good "
+              "(asks first)",
 }
 
 

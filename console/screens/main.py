@@ -33,13 +33,14 @@ class MainScreen(GraphActions, ConsoleScreen):
         Binding("space", "mark", "Mark", key_display="space"),
         Binding("M", "mark_all", "Mark shown"),
         *GRAPH_BINDINGS,
+        Binding("X", "graph('delete')", "Delete"),
     ]
     COMMANDS_HELP = {
-        "mark": "Mark: mark or unmark the graph under the cursor (pause, play, kill and "
-                "retry then act on every marked graph, after one confirmation)",
+        "mark": "Mark: mark or unmark the graph under the cursor (pause, play, kill, "
+                "retry and delete then act on every marked graph, after one confirmation)",
         "mark_all": "Mark shown: mark every graph the filter shows (again: unmark them)",
     }
-    BULK = ("pause", "play", "kill", "retry")
+    BULK = ("pause", "play", "kill", "retry", "delete")
 
     def __init__(self) -> None:
         super().__init__(id="main")
