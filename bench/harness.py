@@ -99,6 +99,21 @@ def _pg_admin(sql: str) -> None:
         conn.close()
 
 
+def _listed_queues() -> list[str]:
+    """Every queue on the broker (``rabbitmqctl``; none where it is not installed): the
+    daemons' own inboxes, ``{ns}.scheduler.{id}`` and ``{ns}.worker.{id}``, have names of
+    their processes, which a daemon killed at the end cannot delete itself."""
+    if shutil.which("rabbitmqctl") is None:
+        return []
+    try:
+        out = subprocess.run(["rabbitmqctl", "list_queues", "name", "-q", "--no-table-headers"],
+                             capture_output=True, text=True, timeout=60, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return []
+    return [n.strip() for n in out.stdout.splitlines() if n.strip()] \
+        if out.returncode == 0 else []
+
+
 class Installation:
     """One isolated wgops installation on ``db`` ("sqlite" or "postgres")."""
 
@@ -248,6 +263,7 @@ class Installation:
         ns = self.namespace
         names = [f"{ns}.graphs", f"{ns}.dead", f"{ns}.tasks.default"] + \
             [f"{ns}.tasks.{p}" for p in self._pools]
+        names += [q for q in _listed_queues() if q.startswith(f"{ns}.") and q not in names]
         conn = await aio_pika.connect(BROKER_URL)
         try:
             for name in names:
