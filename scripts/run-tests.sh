@@ -10,10 +10,16 @@ jobs="${WGOPS_TEST_JOBS:-3}"
 parallel=()
 [ "$jobs" != 0 ] && parallel=(-n "$jobs")
 
+WGOPS_TEST_NAMESPACES="$(mktemp)"
+export WGOPS_TEST_NAMESPACES
 "$py" -m pytest -q -p no:cacheprovider "${parallel[@]}" -m "not serial" "$@"
 first=$?
 "$py" -m pytest -q -p no:cacheprovider -m serial "$@"
 second=$?
+# every namespace the two phases used, purged once more (see tests/broker_cleanup.py)
+"$py" -c 'import sys; from tests.broker_cleanup import purge
+purge({l.strip() for l in open(sys.argv[1]) if l.strip()})' "$WGOPS_TEST_NAMESPACES" || true
+rm -f "$WGOPS_TEST_NAMESPACES"
 [ "$second" = 5 ] && second=0          # nothing marked serial among the tests asked for
 [ "$first" = 5 ] && first=0
 [ "$first" = 0 ] && [ "$second" = 0 ] && exit 0

@@ -8,6 +8,7 @@ session (and by tests that restart the broker, right after themselves).
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
 import subprocess
 from collections.abc import Iterable
@@ -18,6 +19,16 @@ BROKER = "amqp://guest:guest@127.0.0.1:5672/"
 
 # every namespace a test of this session used (the ``namespace`` fixture adds to it)
 USED: set[str] = set()
+
+
+def remember(namespaces: Iterable[str]) -> None:
+    """Append the namespaces to ``$WGOPS_TEST_NAMESPACES`` (a file, when set):
+    ``scripts/run-tests.sh`` purges them all once more after both phases, in case a process
+    a test started re-declared its queues after its session's purge."""
+    path = os.environ.get("WGOPS_TEST_NAMESPACES")
+    if path and namespaces:
+        with open(path, "a") as out:
+            out.writelines(f"{ns}\n" for ns in namespaces)
 
 
 def purge_finished(current: str) -> int:

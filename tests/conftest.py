@@ -44,9 +44,10 @@ def namespace() -> str:
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """Delete the broker queues of every namespace this session used."""
-    from tests.broker_cleanup import USED, purge
+    from tests.broker_cleanup import USED, purge, remember
 
     purge(USED)
+    remember(USED)
 
 
 @pytest.fixture
