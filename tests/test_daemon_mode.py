@@ -234,9 +234,13 @@ def test_lifecycle_start_run_scale_crash_restart_stop(installation: Installation
 
 def test_two_installations_side_by_side(installation: Installation, tmp_path: Path) -> None:
     # the second home is too long for a Unix socket path: its arbiter listens on TCP
+    from tests.broker_cleanup import USED
+
     long_home = tmp_path / ("x" * 60) / ("y" * 40) / "home"
+    other_ns = installation.env["WGOPS_NAMESPACE"] + "b"
+    USED.add(other_ns)                     # purged with the session's other namespaces
     other = Installation({**installation.env, "WGOPS_HOME": str(long_home),
-                          "WGOPS_NAMESPACE": installation.env["WGOPS_NAMESPACE"] + "b"})
+                          "WGOPS_NAMESPACE": other_ns})
     try:
         installation.start("--schedulers", "1", "--workers", "1")
         other.start("--schedulers", "0", "--workers", "2")
