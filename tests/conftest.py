@@ -18,6 +18,7 @@ import pytest
 
 if TYPE_CHECKING:
     from tests.cluster import Cluster
+    from wgops.store.db import Store
 
 ROOT = Path(__file__).resolve().parent.parent
 PG_ADMIN_URL = os.environ.get("WGOPS_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
@@ -113,6 +114,18 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         yield f"sqlite:///{tmp_path / 'store.db'}"
     else:
         yield request.getfixturevalue("pg_url")
+
+
+@pytest.fixture
+def store(db_url: str) -> Iterator[Store]:
+    """A migrated store on ``db_url`` (both databases), connected on this thread."""
+    from wgops.store.db import Store
+    from wgops.store.migrations import migrate
+
+    s = Store(db_url).connect()
+    migrate(s)
+    yield s
+    s.close()
 
 
 def wgops(*args: str, env: dict[str, str] | None = None, input: str | None = None,

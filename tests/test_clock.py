@@ -19,7 +19,6 @@ from __future__ import annotations
 import glob
 import json
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -35,14 +34,6 @@ from wgops.store.models import Graph, LogEntry, Scheduler, Worker
 
 OFFSETS = (90.0, -90.0)
 FAKETIME_LIB = next(iter(sorted(glob.glob("/usr/lib/*/faketime/libfaketime.so.1"))), None)
-
-
-@pytest.fixture
-def store(db_url: str) -> Iterator[Store]:
-    s = Store(db_url).connect()
-    migrate(s)
-    yield s
-    s.close()
 
 
 def skew_local_clock(monkeypatch: pytest.MonkeyPatch, offset: float) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
 
 import pytest
 
@@ -13,18 +12,9 @@ from wgops.store.db import Store
 from wgops.store.errors import Conflict, NotFound
 from wgops.store.eventlog import log_event
 from wgops.store.graphs import create_graph
-from wgops.store.migrations import migrate
 from wgops.store.models import GRAPH_DELETING, Graph, LogEntry, Task, TaskLog
 
 from .test_store import CHILD, DOC, nest, set_tasks, submit
-
-
-@pytest.fixture
-def store(db_url: str) -> Iterator[Store]:
-    s = Store(db_url).connect()
-    migrate(s)
-    yield s
-    s.close()
 
 
 def end(store: Store, graph: Graph, state: str = "finished", at: float | None = None) -> None:

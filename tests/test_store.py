@@ -8,7 +8,6 @@ import random
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -37,14 +36,6 @@ DOC = normalise({"name": "bands", "priority": 4, "inputs": {"structure": "Si"}, 
         "args": {"density": "${scf.density}"}},
 }}, "test")
 CHILD = DOC["tasks"]["bands"]["graph"]
-
-
-@pytest.fixture
-def store(db_url: str) -> Iterator[Store]:
-    s = Store(db_url).connect()
-    migrate(s)
-    yield s
-    s.close()
 
 
 def submit(store: Store, doc: dict[str, Any] = DOC, **kw: Any) -> Graph:

@@ -8,7 +8,6 @@ import asyncio
 import io
 import logging
 import sys
-from collections.abc import Iterator
 
 import pytest
 
@@ -86,14 +85,6 @@ def test_async_prints_go_to_the_log_of_the_task_whose_context_runs() -> None:
         sys.stdout = saved
     assert "".join(a) == "a0\na1\na2\n" and "".join(b) == "b0\nb1\nb2\n"
     assert "the worker's own" in real.getvalue() and "a0" not in real.getvalue()
-
-
-@pytest.fixture
-def store(db_url: str) -> Iterator[Store]:
-    s = Store(db_url).connect()
-    migrate(s)
-    yield s
-    s.close()
 
 
 def _graph(store: Store) -> Graph:
