@@ -25,6 +25,7 @@ from wgops.store.models import TASK_TERMINAL
 from wgops.store.refs import NOT_TASKS, iter_refs, upstream
 
 TERMINAL = frozenset(TASK_TERMINAL)
+NO_IDS: frozenset[int] = frozenset()     # shared: an empty frozenset is a new 216-byte object
 
 
 class Node:
@@ -43,8 +44,8 @@ class Node:
         self.pool = pool
         self.state = state
         self.deps: tuple[int, ...] = ()
-        self.data_deps: frozenset[int] = frozenset()   # deps whose results it uses
-        self.dependents: list[int] = []
+        self.data_deps: frozenset[int] = NO_IDS   # deps whose results it uses
+        self.dependents: tuple[int, ...] = ()
         self.remaining = 0                # dependencies not yet satisfied
         self.attempt = attempt            # attempts when last dispatched
         self.child: int | None = None     # nested graph id (graph and build tasks)
@@ -96,19 +97,25 @@ class GraphRun:
             node.child = row.child_of.get(t.id)
             if t.map_of is not None:
                 copies.append(t)
+        dependents: dict[int, list[int]] = {}
+        same: dict[tuple[int, ...], tuple[int, ...]] = {}   # one tuple per distinct deps
         for t in row.tasks:
             if t.map_of is not None:
                 continue
             node = self.nodes[t.id]
-            node.deps = tuple(self.by_name[d] for d in t.deps)
+            deps = tuple(self.by_name[d] for d in t.deps)
+            node.deps = same.setdefault(deps, deps)
             if "${" in t.spec:                 # only then can it map or use results
                 spec = json.loads(t.spec)
                 node.mapped = "map" in spec
                 used = set(upstream(spec))
-                node.data_deps = frozenset(self.by_name[d] for d in t.deps if d in used)
+                node.data_deps = frozenset(self.by_name[d] for d in t.deps if d in used) \
+                    or NO_IDS
             for dep in node.deps:
-                self.nodes[dep].dependents.append(node.id)
+                dependents.setdefault(dep, []).append(node.id)
             node.remaining = sum(1 for d in node.deps if not self._satisfies(d, node))
+        for dep, ids in dependents.items():
+            self.nodes[dep].dependents = tuple(ids)
         for t in copies:
             self._count_copy(self.nodes[t.id])
 
