@@ -25,6 +25,7 @@ from wgops.store.refs import MissingValue, substitute
 if TYPE_CHECKING:
     from wgops.daemon.broker import Broker
     from wgops.daemon.dispatch import DispatchQueue
+    from wgops.daemon.interning import Interner
     from wgops.store.config import Settings
     from wgops.store.db import AsyncStore
 
@@ -37,6 +38,7 @@ class GraphLife:
     db: AsyncStore
     broker: Broker
     runs: dict[int, GraphRun]
+    strings: Interner
     queue: DispatchQueue
 
     if TYPE_CHECKING:  # provided by the dispatcher
@@ -55,7 +57,7 @@ class GraphLife:
         """Hold the graphs of a tree just read (parents first) and reconcile them."""
         graph_of_task: dict[int, int] = {}
         for row in rows:                      # parents come before their children
-            run = GraphRun(row, now)
+            run = GraphRun(row, now, self.strings)
             if run.parent_task is not None:
                 run.parent = graph_of_task.get(run.parent_task)
             for node in run.nodes.values():
@@ -281,7 +283,7 @@ class GraphLife:
         await self.broker.emit(event("task.running", graph=run.id, task=node.id,
                                      name=node.name, state="running",
                                      data={"child": row.id}))
-        child = GraphRun(row, now)
+        child = GraphRun(row, now, self.strings)
         child.parent = run.id
         self.runs[child.id] = child
         await self.broker.emit(event("graph.running", graph=child.id, state="running",

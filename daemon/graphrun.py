@@ -20,6 +20,7 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
+from wgops.daemon.interning import Interner
 from wgops.store.loading import GraphRow, TaskRow
 from wgops.store.models import TASK_TERMINAL
 from wgops.store.refs import NOT_TASKS, iter_refs, upstream
@@ -72,10 +73,13 @@ class GraphRun:
 
     __slots__ = ("id", "epoch", "state", "priority", "parent_task", "parent", "root", "depth",
                  "inputs", "outputs", "nodes", "by_name", "open", "bad", "last_activity",
-                 "quiet_checks")
+                 "quiet_checks", "strings")
 
-    def __init__(self, row: GraphRow, now: float):
+    def __init__(self, row: GraphRow, now: float, strings: Interner | None = None):
+        """``strings``: the scheduler's, shared by its graphs (the texts of equal rows are
+        held once); none, this graph's own."""
         self.id = row.id
+        self.strings = Interner() if strings is None else strings
         self.epoch = row.epoch
         self.state = row.state
         self.priority = row.priority
@@ -120,7 +124,8 @@ class GraphRun:
             self._count_copy(self.nodes[t.id])
 
     def _node(self, t: TaskRow) -> Node:
-        node = Node(t.id, t.name, t.kind, t.spec, t.pool, t.state, t.attempts)
+        s = self.strings
+        node = Node(t.id, s(t.name), s(t.kind), s(t.spec), s(t.pool), s(t.state), t.attempts)
         node.map_of, node.index, node.condition_false = t.map_of, t.map_index, t.condition_false
         self.nodes[t.id] = node
         self.by_name[t.name] = t.id

@@ -25,6 +25,7 @@ from wgops.daemon.dispatch import DispatchQueue
 from wgops.daemon.dispatcher import Dispatcher
 from wgops.daemon.graphlife import GraphLife
 from wgops.daemon.graphrun import TERMINAL, GraphRun, Node
+from wgops.daemon.interning import Interner
 from wgops.daemon.protocol import (
     SCHEDULER_OPS,
     Control,
@@ -55,6 +56,7 @@ class SchedulerDaemon(Watchdog, Dispatcher, GraphLife):
         self.broker = Broker(settings, f"wgops-scheduler-{sid}")
         self.names = self.broker.names
         self.runs: dict[int, GraphRun] = {}
+        self.strings = Interner()                            # one copy of equal row texts
         self.queue = DispatchQueue()
         self._wake_at: float | None = None                   # the retry timer set, if any
         self.caps: dict[str, int | None] = {}
