@@ -72,7 +72,7 @@ class GraphRun:
     """An active graph owned by this scheduler."""
 
     __slots__ = ("id", "epoch", "state", "priority", "parent_task", "parent", "root", "depth",
-                 "inputs", "outputs", "nodes", "by_name", "open", "bad", "last_activity",
+                 "inputs", "outputs", "nodes", "open", "bad", "last_activity",
                  "quiet_checks", "strings")
 
     def __init__(self, row: GraphRow, now: float, strings: Interner | None = None):
@@ -81,7 +81,7 @@ class GraphRun:
         self.id = row.id
         self.strings = Interner() if strings is None else strings
         self.epoch = row.epoch
-        self.state = row.state
+        self.state = self.strings(row.state)
         self.priority = row.priority
         self.parent_task = row.parent_task
         self.parent: int | None = None     # parent graph id, set by the scheduler
@@ -90,7 +90,6 @@ class GraphRun:
         self.inputs = row.inputs
         self.outputs = row.document.get("outputs") or {}
         self.nodes: dict[int, Node] = {}
-        self.by_name: dict[str, int] = {}
         self.last_activity = now
         self.quiet_checks = 0              # stall checks that found nothing new (back-off)
         self.open = 0
@@ -101,19 +100,20 @@ class GraphRun:
             node.child = row.child_of.get(t.id)
             if t.map_of is not None:
                 copies.append(t)
+        ids = {t.name: t.id for t in row.tasks}
         dependents: dict[int, list[int]] = {}
         same: dict[tuple[int, ...], tuple[int, ...]] = {}   # one tuple per distinct deps
         for t in row.tasks:
             if t.map_of is not None:
                 continue
             node = self.nodes[t.id]
-            deps = tuple(self.by_name[d] for d in t.deps)
+            deps = tuple(ids[d] for d in t.deps)
             node.deps = same.setdefault(deps, deps)
             if "${" in t.spec:                 # only then can it map or use results
                 spec = json.loads(t.spec)
                 node.mapped = "map" in spec
                 used = set(upstream(spec))
-                node.data_deps = frozenset(self.by_name[d] for d in t.deps if d in used) \
+                node.data_deps = frozenset(ids[d] for d in t.deps if d in used) \
                     or NO_IDS
             for dep in node.deps:
                 dependents.setdefault(dep, []).append(node.id)
@@ -128,7 +128,6 @@ class GraphRun:
         node = Node(t.id, s(t.name), s(t.kind), s(t.spec), s(t.pool), s(t.state), t.attempts)
         node.map_of, node.index, node.condition_false = t.map_of, t.map_index, t.condition_false
         self.nodes[t.id] = node
-        self.by_name[t.name] = t.id
         if t.state not in TERMINAL:
             self.open += 1
         elif t.state != "finished" and not node.condition_skipped:
@@ -163,6 +162,11 @@ class GraphRun:
                                            node.data_deps)
 
     # -- questions ------------------------------------------------------------------------
+
+    def named(self, name: str) -> Node:
+        """The task called ``name`` (a walk over the tasks: for tests and tools, not for the
+        scheduler's paths, which go by id)."""
+        return next(n for n in self.nodes.values() if n.name == name)
 
     def ready(self) -> list[Node]:
         """Waiting tasks whose dependencies are all satisfied."""

@@ -23,7 +23,7 @@ def names(nodes: list) -> list[str]:
 def test_diamond_becomes_ready_edge_by_edge() -> None:
     run = GraphRun(row({"a": [], "b": ["a"], "c": ["a"], "d": ["b", "c"]}), now=0)
     assert names(run.ready()) == ["a"]
-    a, b, c, d = (run.nodes[run.by_name[n]] for n in "abcd")
+    a, b, c, d = (run.named(n) for n in "abcd")
     assert names(run.mark(a, "finished", 1)) == ["b", "c"]
     assert run.mark(b, "finished", 2) == []          # d still waits for c
     assert d.remaining == 1
@@ -34,7 +34,7 @@ def test_diamond_becomes_ready_edge_by_edge() -> None:
 
 def test_failure_dooms_only_downstream() -> None:
     run = GraphRun(row({"a": [], "b": ["a"], "c": ["b"], "x": [], "y": ["x"]}), now=0)
-    a = run.nodes[run.by_name["a"]]
+    a = run.named("a")
     assert run.mark(a, "failed", 1) == []
     doomed = run.skip_closure([a])
     assert names(doomed) == ["b", "c"]
@@ -55,7 +55,7 @@ def test_reconcile_view_of_a_half_done_graph() -> None:
 
 def test_duplicate_completion_touches_nothing() -> None:
     run = GraphRun(row({"a": [], "b": ["a"]}), now=0)
-    a = run.nodes[run.by_name["a"]]
+    a = run.named("a")
     assert names(run.mark(a, "finished", 1)) == ["b"]
     assert run.mark(a, "finished", 2) == []
     assert run.open == 1
@@ -95,10 +95,10 @@ def test_a_copy_counts_down_its_mapped_task_and_never_its_siblings() -> None:
                   ("t", ["sq"], {"run": "m:f", "args": {"v": "${sq}"}})],
                  {"p": "finished", "sq": "running", "sq[1]": "finished"},
                  [("sq[0]", "sq", 0), ("sq[1]", "sq", 1), ("sq[2]", "sq", 2)])
-    sq, t = run.nodes[run.by_name["sq"]], run.nodes[run.by_name["t"]]
+    sq, t = run.named("sq"), run.named("t")
     assert sq.mapped and (sq.open_copies, sq.failed_copies) == (2, 0)
     assert run.ready() == [] and run.open == 4              # sq, two copies, t
-    copy0, copy2 = run.nodes[run.by_name["sq[0]"]], run.nodes[run.by_name["sq[2]"]]
+    copy0, copy2 = run.named("sq[0]"), run.named("sq[2]")
     assert run.mark(copy0, "finished", 1) == [] and sq.open_copies == 1
     assert run.mark(copy2, "failed", 2) == [] and (sq.open_copies, sq.failed_copies) == (0, 1)
     assert run.bad == 1 and t.remaining == 1                 # the scheduler closes sq now
@@ -114,16 +114,16 @@ def test_a_false_condition_skips_data_dependents_and_lets_after_run() -> None:
                   ("both", ["later", "uses"], {"run": "m:f", "args": {"v": "${later}"},
                                                "after": ["uses"]})],
                  {"c": "finished"})
-    w = run.nodes[run.by_name["w"]]
+    w = run.named("w")
     assert names(run.mark(w, "skipped", 1, condition_false=True)) == ["later"]
     assert run.bad == 0
     closure = run.condition_closure([w])
     assert names(closure) == ["deeper", "uses"]        # later, and both, only come after
     for node in closure:
         run.mark(node, "skipped", 2, condition_false=True)
-    later = run.nodes[run.by_name["later"]]
+    later = run.named("later")
     run.mark(later, "finished", 3)
-    assert run.nodes[run.by_name["both"]].remaining == 0
+    assert run.named("both").remaining == 0
     assert run.final_state() == "finished"
     assert run.condition_skipped_names() == {"w", "uses", "deeper"}
 
