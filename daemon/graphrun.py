@@ -27,17 +27,27 @@ from wgops.store.refs import NOT_TASKS, iter_refs, upstream
 
 TERMINAL = frozenset(TASK_TERMINAL)
 NO_IDS: frozenset[int] = frozenset()     # shared: an empty frozenset is a new 216-byte object
+NESTED = ("graph", "build")          # kinds whose task runs a nested graph
 
 
 class Node:
-    """One task: its place in the graph and its last known state."""
+    """One task: its place in the graph and its last known state. A plain task; one with a
+    run-time shape is a :class:`Shaped` (the fields below the slots are its own)."""
 
     __slots__ = ("id", "name", "kind", "spec", "pool", "state", "deps", "dependents",
-                 "remaining", "attempt", "child", "data_deps", "mapped", "map_of", "index",
-                 "open_copies", "failed_copies", "condition_false")
+                 "remaining", "attempt", "condition_false")
+
+    # a plain task reads these class values; a Shaped task holds its own (56 bytes a task)
+    data_deps: frozenset[int] = NO_IDS    # deps whose results it uses
+    child: int | None = None              # nested graph id (graph and build tasks)
+    mapped = False                        # has map: (expanded once it runs)
+    map_of: int | None = None             # a copy: the mapped task's id
+    index: int | None = None              # a copy: its element's position
+    open_copies = 0                       # a mapped task: copies not yet ended
+    failed_copies = 0                     # a mapped task: copies that failed for good
 
     def __init__(self, id: int, name: str, kind: str, spec: str, pool: str, state: str,
-                 attempt: int):
+                 attempt: int, condition_false: bool = False):
         self.id = id
         self.name = name
         self.kind = kind
@@ -45,17 +55,16 @@ class Node:
         self.pool = pool
         self.state = state
         self.deps: tuple[int, ...] = ()
-        self.data_deps: frozenset[int] = NO_IDS   # deps whose results it uses
         self.dependents: tuple[int, ...] = ()
         self.remaining = 0                # dependencies not yet satisfied
         self.attempt = attempt            # attempts when last dispatched
-        self.child: int | None = None     # nested graph id (graph and build tasks)
-        self.mapped = False               # has map: (expanded once it runs)
-        self.map_of: int | None = None    # a copy: the mapped task's id
-        self.index: int | None = None     # a copy: its element's position
-        self.open_copies = 0              # a mapped task: copies not yet ended
-        self.failed_copies = 0            # a mapped task: copies that failed for good
-        self.condition_false = False
+        self.condition_false = condition_false
+
+    @staticmethod
+    def shaped(t: TaskRow) -> bool:
+        """Whether a task needs the fields of :class:`Shaped`: it uses results or maps (only
+        an entry with a reference can), is a copy, or runs a nested graph."""
+        return t.map_of is not None or t.kind in NESTED or "${" in t.spec
 
     @property
     def failed_like(self) -> bool:
@@ -66,6 +75,25 @@ class Node:
     @property
     def condition_skipped(self) -> bool:
         return self.state == "skipped" and self.condition_false
+
+
+class Shaped(Node):
+    """A task with a run-time shape (:meth:`Node.shaped`): a mapped task, a copy, a task
+    that uses results, a nested graph's task."""
+
+    __slots__ = ("data_deps", "child", "mapped", "map_of", "index", "open_copies",
+                 "failed_copies")
+
+    def __init__(self, id: int, name: str, kind: str, spec: str, pool: str, state: str,
+                 attempt: int, condition_false: bool = False):
+        super().__init__(id, name, kind, spec, pool, state, attempt, condition_false)
+        self.data_deps = NO_IDS
+        self.child = None
+        self.mapped = False
+        self.map_of = None
+        self.index = None
+        self.open_copies = 0
+        self.failed_copies = 0
 
 
 class GraphRun:
@@ -96,8 +124,7 @@ class GraphRun:
         self.bad = 0
         copies: list[TaskRow] = []
         for t in row.tasks:
-            node = self._node(t)
-            node.child = row.child_of.get(t.id)
+            self._node(t, row.child_of.get(t.id))
             if t.map_of is not None:
                 copies.append(t)
         ids = {t.name: t.id for t in row.tasks}
@@ -118,15 +145,20 @@ class GraphRun:
             for dep in node.deps:
                 dependents.setdefault(dep, []).append(node.id)
             node.remaining = sum(1 for d in node.deps if not self._satisfies(d, node))
-        for dep, ids in dependents.items():
-            self.nodes[dep].dependents = tuple(ids)
+        for dep, later in dependents.items():
+            self.nodes[dep].dependents = tuple(later)
         for t in copies:
             self._count_copy(self.nodes[t.id])
 
-    def _node(self, t: TaskRow) -> Node:
+    def _node(self, t: TaskRow, child: int | None = None) -> Node:
         s = self.strings
-        node = Node(t.id, s(t.name), s(t.kind), s(t.spec), s(t.pool), s(t.state), t.attempts)
-        node.map_of, node.index, node.condition_false = t.map_of, t.map_index, t.condition_false
+        args = (t.id, s(t.name), s(t.kind), s(t.spec), s(t.pool), s(t.state), t.attempts,
+                t.condition_false)
+        if Node.shaped(t):
+            node: Node = Shaped(*args)
+            node.map_of, node.index, node.child = t.map_of, t.map_index, child
+        else:
+            node = Node(*args)
         self.nodes[t.id] = node
         if t.state not in TERMINAL:
             self.open += 1

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from wgops.daemon.graphrun import GraphRun
+from wgops.daemon.graphrun import GraphRun, Shaped
 from wgops.store.loading import GraphRow, TaskRow
 
 
@@ -137,3 +137,16 @@ def test_reloaded_condition_skips_are_not_failures_and_unmet_ones_are_found() ->
     run = shaped(tasks, {"w": "skipped"}, conditions={"w"})
     assert run.bad == 0 and run.doomed() == []
     assert names(run.unmet()) == ["uses"] and names(run.ready()) == ["later"]
+
+
+def test_only_a_task_with_a_shape_holds_its_fields() -> None:
+    run = shaped([("p", [], {"run": "m:f"}),
+                  ("sq", ["p"], {"run": "m:f", "map": "${p.xs}", "args": {"x": "${item}"}}),
+                  ("t", ["sq"], {"run": "m:f", "after": ["sq"]})],
+                 {"p": "finished", "sq": "running"}, [("sq[0]", "sq", 0)])
+    p, t = run.named("p"), run.named("t")
+    assert not isinstance(p, Shaped) and not isinstance(t, Shaped)
+    assert (p.map_of, p.index, p.child, p.mapped, p.open_copies, p.data_deps) == (
+        None, None, None, False, 0, frozenset())
+    assert isinstance(run.named("sq"), Shaped) and isinstance(run.named("sq[0]"), Shaped)
+    assert run.named("sq").open_copies == 1 and run.named("sq[0]").map_of == run.named("sq").id
