@@ -6,6 +6,7 @@ import asyncio
 import json
 from typing import Any
 
+import aio_pika
 import aiormq
 import pytest
 
@@ -117,7 +118,8 @@ async def test_events_are_written_in_batches_in_order_with_their_topics(broker: 
 
 async def test_task_ends_of_one_loop_turn_travel_as_one_message(broker: Broker) -> None:
     """The notifier joins the completions of a turn per owner; a lone one stays a TaskDone;
-    each waiter returns once its message is confirmed; a failed publish fails its waiters."""
+    each waiter returns once its message is confirmed; a failed publish fails its waiters.
+    Notifications are wake-ups: transient (their confirm does not wait for a disk write)."""
     from wgops.daemon.notify import Notifier
     from wgops.daemon.protocol import TaskDone, TasksDone, decode
 
@@ -139,6 +141,7 @@ async def test_task_ends_of_one_loop_turn_travel_as_one_message(broker: Broker) 
         q = await channel.declare_queue(queue, passive=True)
         while (message := await q.get(fail=False)) is not None:
             got.setdefault(owner, []).append(decode(message.body))
+            assert message.delivery_mode == aio_pika.DeliveryMode.NOT_PERSISTENT
             await message.ack()
     first, second = got["s1"]
     assert isinstance(first, TasksDone) and [d.task for d in first.done] == [0, 1, 2, 3, 4]
