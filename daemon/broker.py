@@ -27,7 +27,12 @@ from aio_pika.abc import (
 
 from wgops.daemon.protocol import MAX_PRIORITY, Event, Message, Names, decode
 from wgops.daemon.signing import Signer
-from wgops.daemon.transport import CorkedRobustConnection, publish_unconfirmed
+from wgops.daemon.transport import (
+    CorkedRobustConnection,
+    marshal_properties,
+    publish_confirmed,
+    publish_unconfirmed,
+)
 from wgops.store.config import Settings, mask_url
 from wgops.store.deadletters import BODY_LIMIT, record_dead_letter
 from wgops.store.errors import Unreachable
@@ -40,6 +45,7 @@ RECONNECT_INTERVAL = 1.0   # seconds between reconnection attempts after the bro
 EVENT_BUFFER = 10_000      # events waiting to be written; past this, new ones are dropped
 EVENT_BATCH = 500          # events written as one entry of the connection's write queue
 EVENT_PROPERTIES = aiormq.spec.Basic.Properties(content_type="application/json", delivery_mode=1)
+PUBLISH_BATCH = 1000       # confirmed publishes written as one entry of the write queue
 EVENT_FLUSH = 2.0          # seconds ``close`` waits for the waiting events to be written
 CONNECT_ERRORS = (ConnectionError, OSError, asyncio.TimeoutError, aiormq.exceptions.AMQPError)
 # what a handler may meet while the broker is away (a retry or a redelivery will do)
@@ -204,13 +210,33 @@ class Broker:
                             self._properties(body, msg, priority, reply_to, persistent), mandatory)
 
     async def publish_many(self, items: Iterable[tuple[str, Message, int, str | None]]) -> None:
-        """Pipelined confirmed publishes: all sent, then all confirms awaited together."""
-        pending = []
-        for q, m, p, r in items:
-            body = m.encode()
-            pending.append(self._publish(q, body, self._properties(body, m, p, r), True))
-        if pending:
-            await asyncio.gather(*pending)
+        """Persistent confirmed publishes of ``(queue, message, priority, reply_to)`` through
+        the default exchange, written together (:func:`daemon.transport.publish_confirmed`:
+        one write-queue entry for the batch, properties marshalled once per kind of message
+        unless each is signed); returns when the broker confirmed them all, raises as soon as
+        one is refused or the channel closes."""
+        frames: list[tuple[str, bytes, bytes]] = []
+        marshalled: dict[tuple[str, int, str | None], bytes] = {}
+        for queue, msg, priority, reply_to in items:
+            body = msg.encode()
+            if self.signer.enabled:
+                props = marshal_properties(self._properties(body, msg, priority, reply_to))
+            else:
+                key = (msg.TYPE, priority, reply_to)
+                props = marshalled.get(key) or marshalled.setdefault(
+                    key, marshal_properties(self._properties(body, msg, priority, reply_to)))
+            frames.append((queue, body, props))
+        if not frames:
+            return
+        channel = self.channel
+        if channel is None or channel.is_closed:
+            raise aiormq.exceptions.ChannelInvalidStateError("broker channel closed")
+        underlay = await channel.get_underlay_channel()
+        confirms = []
+        for start in range(0, len(frames), PUBLISH_BATCH):
+            confirms += await publish_confirmed(underlay, "", frames[start:start + PUBLISH_BATCH],
+                                                mandatory=True)
+        await asyncio.gather(*confirms)
 
     def decode(self, message: AbstractIncomingMessage,
                expect: tuple[type[Message], ...]) -> Message:
