@@ -64,6 +64,7 @@ class Broker:
         self.events_channel: AbstractChannel | None = None
         self.events: AbstractExchange | None = None
         self._declared: set[str] = set()
+        self._marshalled: dict[tuple[str, int, bool], bytes] = {}   # see _frames
         # events: emitted without waiting, written in order by one background task
         self._outbox: collections.deque[tuple[str, bytes]] = collections.deque()
         self._wake: asyncio.Event | None = None
@@ -183,49 +184,28 @@ class Broker:
             priority=max(0, min(MAX_PRIORITY, priority)), reply_to=reply_to,
             message_type=msg.TYPE, headers=self.signer.headers(body))
 
-    async def _publish(self, queue: str, body: bytes, properties: aiormq.spec.Basic.Properties,
-                       mandatory: bool) -> None:
-        """One confirmed publish through the default exchange, straight through aiormq.
-
-        ``wait=False``: the frame is queued for the connection's writer and the channel is
-        free for the next publish at once (aio-pika's ``Exchange.publish`` holds the channel
-        until its frame has reached the socket, one write per message); the call still
-        returns only when the broker has confirmed the message, and raises as before when it
-        refuses it."""
-        channel = self.channel
-        if channel is None or channel.is_closed:
-            raise aiormq.exceptions.ChannelInvalidStateError("broker channel closed")
-        underlay = await channel.get_underlay_channel()
-        await underlay.basic_publish(body, exchange="", routing_key=queue,
-                                     properties=properties, mandatory=mandatory, wait=False)
-
-    async def publish(self, queue: str, msg: Message, priority: int = 0,
-                      reply_to: str | None = None, persistent: bool = True,
-                      mandatory: bool = True) -> None:
-        """Publish to a queue through the default exchange and wait for the confirm.
-
-        ``mandatory=False`` for wake-ups to a daemon that may be gone: they are dropped."""
+    def _frames(self, queue: str, msg: Message, priority: int, reply_to: str | None,
+                persistent: bool) -> tuple[str, bytes, bytes]:
+        """(queue, body, marshalled properties) of one publish. Properties are marshalled
+        once per kind of message (type, priority, persistence), or per message when it is
+        signed or carries a reply queue."""
         body = msg.encode()
-        await self._publish(queue, body,
-                            self._properties(body, msg, priority, reply_to, persistent), mandatory)
+        if self.signer.enabled or reply_to is not None:
+            return queue, body, marshal_properties(
+                self._properties(body, msg, priority, reply_to, persistent))
+        key = (msg.TYPE, priority, persistent)
+        props = self._marshalled.get(key)
+        if props is None:
+            props = self._marshalled[key] = marshal_properties(
+                self._properties(body, msg, priority, None, persistent))
+        return queue, body, props
 
-    async def publish_many(self, items: Iterable[tuple[str, Message, int, str | None]]) -> None:
-        """Persistent confirmed publishes of ``(queue, message, priority, reply_to)`` through
-        the default exchange, written together (:func:`daemon.transport.publish_confirmed`:
-        one write-queue entry for the batch, properties marshalled once per kind of message
-        unless each is signed); returns when the broker confirmed them all, raises as soon as
-        one is refused or the channel closes."""
-        frames: list[tuple[str, bytes, bytes]] = []
-        marshalled: dict[tuple[str, int, str | None], bytes] = {}
-        for queue, msg, priority, reply_to in items:
-            body = msg.encode()
-            if self.signer.enabled:
-                props = marshal_properties(self._properties(body, msg, priority, reply_to))
-            else:
-                key = (msg.TYPE, priority, reply_to)
-                props = marshalled.get(key) or marshalled.setdefault(
-                    key, marshal_properties(self._properties(body, msg, priority, reply_to)))
-            frames.append((queue, body, props))
+    async def _confirmed(self, frames: list[tuple[str, bytes, bytes]], mandatory: bool) -> None:
+        """Confirmed publishes through the default exchange, written together
+        (:func:`daemon.transport.publish_confirmed`: one entry of the connection's write
+        queue per ``PUBLISH_BATCH``, aiormq's per-publish bookkeeping done once); returns when
+        the broker confirmed them all, raises as soon as one is refused or the channel
+        closes."""
         if not frames:
             return
         channel = self.channel
@@ -235,8 +215,22 @@ class Broker:
         confirms = []
         for start in range(0, len(frames), PUBLISH_BATCH):
             confirms += await publish_confirmed(underlay, "", frames[start:start + PUBLISH_BATCH],
-                                                mandatory=True)
+                                                mandatory)
         await asyncio.gather(*confirms)
+
+    async def publish(self, queue: str, msg: Message, priority: int = 0,
+                      reply_to: str | None = None, persistent: bool = True,
+                      mandatory: bool = True) -> None:
+        """Publish to a queue through the default exchange and wait for the confirm.
+
+        ``mandatory=False`` for wake-ups to a daemon that may be gone: they are dropped."""
+        await self._confirmed([self._frames(queue, msg, priority, reply_to, persistent)],
+                              mandatory)
+
+    async def publish_many(self, items: Iterable[tuple[str, Message, int, str | None]]) -> None:
+        """Persistent confirmed publishes of ``(queue, message, priority, reply_to)``, written
+        together; returns when all are confirmed."""
+        await self._confirmed([self._frames(q, m, p, r, True) for q, m, p, r in items], True)
 
     def decode(self, message: AbstractIncomingMessage,
                expect: tuple[type[Message], ...]) -> Message:
