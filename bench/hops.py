@@ -13,7 +13,10 @@ that the daemons write anyway:
   clock as it starts the dispatch): the commit, the notification through the broker and the
   scheduler's handling;
 - ``dispatch, broker, worker``: ``queued_at`` to the next task's ``started`` (the worker's
-  clock as it asks for the start): the dispatch transaction, the publish and the delivery.
+  clock as it asks for the start): the dispatch transaction, the publish and the delivery;
+- ``start, run``: a task's ``started`` to its ``finished``: the start compare-and-set (a
+  commit), the call in a slot process and its reply. A chain's hop as a user sees it (first
+  start to last finish, divided by the hops) is ``hop`` plus this.
 
 Prints the median and p90 of each stretch per run.
 """
@@ -44,7 +47,7 @@ def chain(inst: Installation, n: int, i: int) -> dict[str, list[float]]:
         LogEntry.graph == ids[0], LogEntry.kind == "task.finished").tuples()))
     out: dict[str, list[float]] = {"hop": [], "worker finish": [],
                                    "commit, notify, scheduler": [],
-                                   "dispatch, broker, worker": []}
+                                   "dispatch, broker, worker": [], "start, run": []}
     for k in range(1, n):
         tid, _, _, finished = rows[f"c{k - 1}"]
         _, queued, started, _ = rows[f"c{k}"]
@@ -52,6 +55,7 @@ def chain(inst: Installation, n: int, i: int) -> dict[str, list[float]]:
         out["worker finish"].append(1000 * (logged[tid] - finished))
         out["commit, notify, scheduler"].append(1000 * (queued - logged[tid]))
         out["dispatch, broker, worker"].append(1000 * (started - queued))
+        out["start, run"].append(1000 * (rows[f"c{k}"][3] - started))
     return out
 
 

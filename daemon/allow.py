@@ -52,9 +52,24 @@ def renamed(text: str) -> str:
     return new
 
 
+_ALLOWED: dict[tuple[str, tuple[str, ...]], str] = {}   # (target, allow-list) -> its name
+_ALLOWED_MAX = 4096
+
+
 def check(target: str, allow: tuple[str, ...], worker: str) -> str:
     """Raise NotAllowed unless ``target`` is well-formed and matches the allow-list; return
-    its current name (a moved module renamed)."""
+    its current name (a moved module renamed). A target found allowed is remembered for its
+    allow-list (the check is pure; a worker asks it for every task)."""
+    name = _ALLOWED.get((target, allow))
+    if name is None:
+        name = _check(target, allow, worker)
+        if len(_ALLOWED) >= _ALLOWED_MAX:
+            _ALLOWED.clear()
+        _ALLOWED[(target, allow)] = name
+    return name
+
+
+def _check(target: str, allow: tuple[str, ...], worker: str) -> str:
     if not is_target(target):
         raise NotAllowed(f"{target!r} is not a module:function name; not allowed on worker "
                          f"{worker}")

@@ -27,7 +27,12 @@ from aio_pika.abc import (
 
 from wgops.daemon.protocol import MAX_PRIORITY, Event, Message, Names, decode
 from wgops.daemon.signing import Signer
-from wgops.daemon.transport import CorkedRobustConnection, publish_unconfirmed
+from wgops.daemon.transport import (
+    CorkedRobustConnection,
+    marshal_properties,
+    publish_confirmed,
+    publish_unconfirmed,
+)
 from wgops.store.config import Settings, mask_url
 from wgops.store.deadletters import BODY_LIMIT, record_dead_letter
 from wgops.store.errors import Unreachable
@@ -40,6 +45,7 @@ RECONNECT_INTERVAL = 1.0   # seconds between reconnection attempts after the bro
 EVENT_BUFFER = 10_000      # events waiting to be written; past this, new ones are dropped
 EVENT_BATCH = 500          # events written as one entry of the connection's write queue
 EVENT_PROPERTIES = aiormq.spec.Basic.Properties(content_type="application/json", delivery_mode=1)
+PUBLISH_BATCH = 1000       # confirmed publishes written as one entry of the write queue
 EVENT_FLUSH = 2.0          # seconds ``close`` waits for the waiting events to be written
 CONNECT_ERRORS = (ConnectionError, OSError, asyncio.TimeoutError, aiormq.exceptions.AMQPError)
 # what a handler may meet while the broker is away (a retry or a redelivery will do)
@@ -58,6 +64,7 @@ class Broker:
         self.events_channel: AbstractChannel | None = None
         self.events: AbstractExchange | None = None
         self._declared: set[str] = set()
+        self._marshalled: dict[tuple[str, int, bool], bytes] = {}   # see _frames
         # events: emitted without waiting, written in order by one background task
         self._outbox: collections.deque[tuple[str, bytes]] = collections.deque()
         self._wake: asyncio.Event | None = None
@@ -177,21 +184,39 @@ class Broker:
             priority=max(0, min(MAX_PRIORITY, priority)), reply_to=reply_to,
             message_type=msg.TYPE, headers=self.signer.headers(body))
 
-    async def _publish(self, queue: str, body: bytes, properties: aiormq.spec.Basic.Properties,
-                       mandatory: bool) -> None:
-        """One confirmed publish through the default exchange, straight through aiormq.
+    def _frames(self, queue: str, msg: Message, priority: int, reply_to: str | None,
+                persistent: bool) -> tuple[str, bytes, bytes]:
+        """(queue, body, marshalled properties) of one publish. Properties are marshalled
+        once per kind of message (type, priority, persistence), or per message when it is
+        signed or carries a reply queue."""
+        body = msg.encode()
+        if self.signer.enabled or reply_to is not None:
+            return queue, body, marshal_properties(
+                self._properties(body, msg, priority, reply_to, persistent))
+        key = (msg.TYPE, priority, persistent)
+        props = self._marshalled.get(key)
+        if props is None:
+            props = self._marshalled[key] = marshal_properties(
+                self._properties(body, msg, priority, None, persistent))
+        return queue, body, props
 
-        ``wait=False``: the frame is queued for the connection's writer and the channel is
-        free for the next publish at once (aio-pika's ``Exchange.publish`` holds the channel
-        until its frame has reached the socket, one write per message); the call still
-        returns only when the broker has confirmed the message, and raises as before when it
-        refuses it."""
+    async def _confirmed(self, frames: list[tuple[str, bytes, bytes]], mandatory: bool) -> None:
+        """Confirmed publishes through the default exchange, written together
+        (:func:`daemon.transport.publish_confirmed`: one entry of the connection's write
+        queue per ``PUBLISH_BATCH``, aiormq's per-publish bookkeeping done once); returns when
+        the broker confirmed them all, raises as soon as one is refused or the channel
+        closes."""
+        if not frames:
+            return
         channel = self.channel
         if channel is None or channel.is_closed:
             raise aiormq.exceptions.ChannelInvalidStateError("broker channel closed")
         underlay = await channel.get_underlay_channel()
-        await underlay.basic_publish(body, exchange="", routing_key=queue,
-                                     properties=properties, mandatory=mandatory, wait=False)
+        confirms = []
+        for start in range(0, len(frames), PUBLISH_BATCH):
+            confirms += await publish_confirmed(underlay, "", frames[start:start + PUBLISH_BATCH],
+                                                mandatory)
+        await asyncio.gather(*confirms)
 
     async def publish(self, queue: str, msg: Message, priority: int = 0,
                       reply_to: str | None = None, persistent: bool = True,
@@ -199,18 +224,13 @@ class Broker:
         """Publish to a queue through the default exchange and wait for the confirm.
 
         ``mandatory=False`` for wake-ups to a daemon that may be gone: they are dropped."""
-        body = msg.encode()
-        await self._publish(queue, body,
-                            self._properties(body, msg, priority, reply_to, persistent), mandatory)
+        await self._confirmed([self._frames(queue, msg, priority, reply_to, persistent)],
+                              mandatory)
 
     async def publish_many(self, items: Iterable[tuple[str, Message, int, str | None]]) -> None:
-        """Pipelined confirmed publishes: all sent, then all confirms awaited together."""
-        pending = []
-        for q, m, p, r in items:
-            body = m.encode()
-            pending.append(self._publish(q, body, self._properties(body, m, p, r), True))
-        if pending:
-            await asyncio.gather(*pending)
+        """Persistent confirmed publishes of ``(queue, message, priority, reply_to)``, written
+        together; returns when all are confirmed."""
+        await self._confirmed([self._frames(q, m, p, r, True) for q, m, p, r in items], True)
 
     def decode(self, message: AbstractIncomingMessage,
                expect: tuple[type[Message], ...]) -> Message:

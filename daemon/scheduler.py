@@ -223,7 +223,8 @@ class SchedulerDaemon(Watchdog, Dispatcher, GraphLife):
             if run is None:
                 owner = await self.db.read(loading.current_owner, done.graph)
                 if owner and owner != self.id:
-                    await self.broker.publish(self.names.scheduler(owner), done, mandatory=False)
+                    await self.broker.publish(self.names.scheduler(owner), done,
+                                              persistent=False, mandatory=False)
                 continue
             node = run.nodes.get(done.task)
             if node is not None and node.state not in TERMINAL:

@@ -127,15 +127,22 @@ def publish_frames(number: int, max_body: int, exchange: str, items: list[tuple[
     ``struct`` (pamqp's generic marshalling of three frames per message was most of an
     event's cost). The properties are marshalled once, by pamqp — or per message when
     ``sign`` gives each its own headers (a signature); bodies over ``max_body`` are split."""
-    shared = _marshalled(properties, number)
+    shared = marshal_properties(properties)
+    return frames_of(number, max_body, exchange, [
+        (key, body, shared if (headers := sign(body) if sign is not None else None) is None
+         else marshal_properties(with_headers(properties, headers)))
+        for key, body in items])
+
+
+def frames_of(number: int, max_body: int, exchange: str,
+              items: list[tuple[str, bytes, bytes]], mandatory: bool = False) -> bytes:
+    """The frames of ``Basic.Publish`` of each ``(routing key, body, marshalled properties)``
+    (see :func:`marshal_properties`) on channel ``number``."""
     exchange_ss = _shortstr(exchange)
+    flags = b"\x01" if mandatory else b"\x00"
     out: list[bytes] = []
-    for key, body in items:
-        headers = sign(body) if sign is not None else None
-        props = shared if headers is None else _marshalled(commands.Basic.Properties(**{
-            **{name: getattr(properties, name) for name in properties.attributes()},
-            "headers": headers}), number)
-        method = _PUBLISH + exchange_ss + _shortstr(key) + b"\x00"
+    for key, body, props in items:
+        method = _PUBLISH + exchange_ss + _shortstr(key) + flags
         head = _HEADER.pack(60, 0, len(body)) + props
         out += (_FRAME.pack(1, number, len(method)), method, _END,
                 _FRAME.pack(2, number, len(head)), head, _END)
@@ -143,6 +150,50 @@ def publish_frames(number: int, max_body: int, exchange: str, items: list[tuple[
             chunk = body[start:start + max_body]
             out += (_FRAME.pack(3, number, len(chunk)), chunk, _END)
     return b"".join(out)
+
+
+def with_headers(properties: commands.Basic.Properties,
+                 headers: dict[str, str]) -> commands.Basic.Properties:
+    return commands.Basic.Properties(**{
+        **{name: getattr(properties, name) for name in properties.attributes()},
+        "headers": headers})
+
+
+def marshal_properties(properties: commands.Basic.Properties) -> bytes:
+    """The property flags and list of a content header, as pamqp marshals them."""
+    return _marshalled(properties, 0)
+
+
+async def publish_confirmed(channel: Channel, exchange: str,
+                            items: list[tuple[str, bytes, bytes]],
+                            mandatory: bool = False) -> list["asyncio.Future[Any]"]:
+    """Publish ``(routing key, body, marshalled properties)`` triples on a channel in
+    confirm mode as one entry of the connection's write queue; return their confirmation
+    futures (await them: each is resolved by the broker's ack, or fails when it nacks or
+    the channel closes).
+
+    This is aiormq's ``basic_publish`` bookkeeping done once for a batch: under the
+    channel's lock (the one ``basic_publish`` takes, so delivery tags stay in step with
+    its publishes), a delivery tag and a confirmation future per message in the channel's
+    ``confirmations``, then the frames. No message id is set: a message the broker returns
+    (``mandatory``, no queue) is confirmed like the others, as it is by ``basic_publish``
+    without ``on_return_raises``.
+    """
+    if channel.is_closed:
+        raise ChannelInvalidStateError(f"{channel!r} closed")
+    payload = frames_of(channel.number, channel.max_content_size, exchange, items, mandatory)
+    futures: list[asyncio.Future[Any]] = []
+    async with channel.lock:
+        if channel.is_closed:
+            raise ChannelInvalidStateError(f"{channel!r} closed")
+        first = channel.delivery_tag + 1
+        for tag in range(first, first + len(items)):
+            future = channel.create_future()
+            channel.confirmations[tag] = future
+            futures.append(future)
+        channel.delivery_tag += len(items)
+        await channel.write_queue.put(ChannelFrame(payload=payload, should_close=False))
+    return futures
 
 
 def _marshalled(properties: commands.Basic.Properties, number: int) -> bytes:

@@ -492,3 +492,35 @@ class Statement:
         db, sql, params = self._sql()
         return db.execute_sql(sql, [values[p.name] if isinstance(p, _Param) else p
                                     for p in params])
+
+
+class ListStatement:
+    """A hot query whose one parameter is a list of ids (``WHERE column IN (...)``), turned
+    into SQL once per database and per list length rounded up to a power of two: a list is
+    padded with repeats of its first id, which changes no ``IN``. Lists longer than
+    ``CHUNK`` are run in chunks (``execute`` yields the rows of each)."""
+
+    CHUNK = 512
+
+    def __init__(self, build: Callable[[list[int]], Any]):
+        self.build = build
+        self._compiled: dict[tuple[int, int], tuple[peewee.Database, str]] = {}
+
+    def _sql(self, size: int) -> tuple[peewee.Database, str]:
+        db = database.obj
+        compiled = self._compiled.get((id(db), size))
+        if compiled is None or compiled[0] is not db:
+            sql, params = self.build(list(range(size))).sql()
+            if len(params) != size:
+                raise ValueError(f"ListStatement: the query has {len(params)} parameters, "
+                                 f"not the {size} ids")
+            compiled = self._compiled[(id(db), size)] = (db, sql)
+        return compiled
+
+    def execute(self, ids: list[int]) -> Any:
+        """The rows (tuples) for ``ids``."""
+        for start in range(0, len(ids), self.CHUNK):
+            chunk = list(ids[start:start + self.CHUNK])
+            size = 1 << (len(chunk) - 1).bit_length()
+            db, sql = self._sql(size)
+            yield from db.execute_sql(sql, chunk + chunk[:1] * (size - len(chunk)))

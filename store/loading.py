@@ -13,7 +13,7 @@ from typing import Any
 
 import peewee
 
-from wgops.store.db import Statement, param
+from wgops.store.db import ListStatement, Statement, param
 from wgops.store.eventlog import log_event
 from wgops.store.graphs import tree_ids
 from wgops.store.models import GRAPH_ACTIVE, Graph, Task, loads
@@ -140,11 +140,15 @@ def results(graph_id: int, names: list[str]) -> dict[str, Any]:
                                                       Task.name.in_(names)).tuples()}
 
 
+_TASK_STATES = ListStatement(lambda ids: Task.select(
+    Task.id, Task.state, Task.attempts, Task.not_before).where(Task.id.in_(ids)))
+
+
 def task_states(task_ids: list[int]) -> dict[int, tuple[str, int, float | None]]:
-    """{task: (state, attempts, not_before)} as committed."""
-    return {tid: (state, attempts, not_before) for tid, state, attempts, not_before in
-            Task.select(Task.id, Task.state, Task.attempts, Task.not_before).where(
-                Task.id.in_(task_ids)).tuples()}
+    """{task: (state, attempts, not_before)} as committed (read on every batch of task ends:
+    compiled once, see :class:`~wgops.store.db.ListStatement`)."""
+    return {tid: (state, attempts, not_before)
+            for tid, state, attempts, not_before in _TASK_STATES.execute(task_ids)}
 
 
 def current_owner(graph_id: int) -> str | None:

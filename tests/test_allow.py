@@ -35,6 +35,18 @@ def test_what_a_pattern_allows(target: str, patterns: tuple[str, ...], allowed: 
             allow.check(target, patterns, "w")
 
 
+def test_a_remembered_verdict_is_per_allow_list() -> None:
+    """What a worker remembers of a check is tied to its allow-list: allowed under one is
+    not allowed under another, and a refusal is asked again each time."""
+    assert allow.check("mylab.tasks:run", ("mylab.*:*",), "w") == "mylab.tasks:run"
+    assert allow.check("mylab.tasks:run", ("mylab.*:*",), "w") == "mylab.tasks:run"
+    for _ in range(2):
+        with pytest.raises(allow.NotAllowed):
+            allow.check("mylab.tasks:run", ("other.*:*",), "w")
+        with pytest.raises(allow.NotAllowed, match="not a module:function"):
+            allow.check("mylab.tasks", ("*",), "w")
+
+
 def test_shadowing_modules_are_named(tmp_path: Path) -> None:
     for name in ("queue.py", "uuid.py", "peewee.py", "mine.py"):
         (tmp_path / name).write_text("")

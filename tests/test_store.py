@@ -732,3 +732,28 @@ def test_postgresql_connections_notice_a_silent_cut(pg_url: str) -> None:
             assert params["tcp_user_timeout"] == "30000"
         finally:
             store.close()
+
+
+# -- hot statements ---------------------------------------------------------------------------
+
+
+def test_task_states_reads_any_number_of_ids_as_committed(store: Store) -> None:
+    """``loading.task_states`` (a ListStatement: SQL per power-of-two length, padded, chunked)
+    gives each id's committed row once, whatever the list's length, and nothing for ids that
+    do not exist."""
+    from wgops.store.loading import task_states as states
+
+    graphs = [submit(store) for _ in range(160)]           # 640 tasks: more than one chunk
+    with store.write():
+        Task.update(state="queued", attempts=2, not_before=12.5).where(
+            Task.graph == graphs[0].id, Task.name == "scf").execute()
+    ids = [t.id for t in Task.select(Task.id).order_by(Task.id)]
+    assert len(ids) == 640
+    scf = Task.get(Task.graph == graphs[0].id, Task.name == "scf").id
+    assert states([scf]) == {scf: ("queued", 2, 12.5)}
+    assert states([]) == {}
+    for n in (1, 2, 3, 5, 255, 513, 640):
+        got = states(ids[:n] + [10**9])                     # an id that is not there
+        assert sorted(got) == ids[:n]
+        assert all(row == (("queued", 2, 12.5) if tid == scf else ("waiting", 0, None))
+                   for tid, row in got.items())
