@@ -152,7 +152,11 @@ class GraphRun:
 
     def _node(self, t: TaskRow, child: int | None = None) -> Node:
         s = self.strings
-        args = (t.id, s(t.name), s(t.kind), s(t.spec), s(t.pool), s(t.state), t.attempts,
+        if t.map_of is None:
+            name, spec = s(t.name), s(t.spec)
+        else:                             # a copy's name and entry are its own
+            name, spec = t.name, t.spec
+        args = (t.id, name, s(t.kind), spec, s(t.pool), s(t.state), t.attempts,
                 t.condition_false)
         if Node.shaped(t):
             node: Node = Shaped(*args)
