@@ -231,7 +231,7 @@ class SchedulerDaemon(Watchdog, Dispatcher, GraphLife):
                 mine.append((run, node))
         if not mine:
             return
-        rows = await self.db.read(loading.task_states, [node.id for _, node in mine])
+        rows = await self.db.quick_read(loading.task_states, [node.id for _, node in mine])
         now = self.clock()
         for run, node in mine:
             if run.id not in self.runs or node.id not in rows or node.state in TERMINAL:

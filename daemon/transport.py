@@ -4,9 +4,12 @@ aiormq writes every frame (a publish, an ack, a heartbeat) to the socket as it c
 ``send`` system call per frame. Under load a daemon produces dozens of frames in one turn of
 the event loop (a flush of ready tasks, the acks of finished ones, their events); the profiles
 showed a quarter of the scheduler's and the worker's CPU in those calls. Here writes made
-during one loop turn are joined and written once, at the end of the turn (``call_soon``):
-the same bytes, in the same order, a few microseconds later. ``close`` and ``write_eof``
-write what is pending first, so aiormq's closing handshake sees what it saw before.
+during one loop turn and the next are joined and written once, at the end of the second
+(``call_soon`` twice: a confirm's callbacks, or a database batch's, write in the turn after
+it): the same bytes, in the same order, a few microseconds later. In the throughput scenario
+the worker made 3,800-3,900 sends for 4,000 tasks this way, against 4,600-5,400 with one
+turn. ``close`` and ``write_eof`` write what is pending first, so aiormq's closing handshake
+sees what it saw before.
 """
 
 from __future__ import annotations
@@ -49,7 +52,10 @@ class CorkedWriter:
     def write(self, data: bytes) -> None:
         self.frames += 1
         if not self._pending:
-            self._loop.call_soon(self.flush)
+            # at the end of the next turn: what the callbacks of this one wake (the
+            # confirm of a publish, then its ack; a commit's results, then their events)
+            # writes in the same send
+            self._loop.call_soon(self._loop.call_soon, self.flush)
         self._pending.append(data)
 
     def flush(self) -> None:

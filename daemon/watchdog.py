@@ -5,8 +5,9 @@ Each check runs on a named interval of the scheduler's clock (:class:`Every`):
 * every heartbeat, the graphs of dead schedulers are adopted (the one liveness rule of
   :mod:`wgops.store.liveness`) and reconciled from the database;
 * every ``FENCE_CHECK`` heartbeats, the root graphs held in memory are checked against their
-  rows: one that another scheduler took over (a newer epoch: this one was cut off or paused
-  longer than ``stale_after``) is dropped, with a log line, and no longer driven;
+  rows (``FENCE_SLICE`` of them per check, in turn): one that another scheduler took over (a
+  newer epoch: this one was cut off or paused longer than ``stale_after``) is dropped, with a
+  log line, and no longer driven;
 * every ``STALL_CHECK`` heartbeats, in-flight tasks that sent no news for a while are looked
   up in the database (their completion message may be lost), and detached tasks whose worker
   died are queued again (no redelivery will bring them back);
@@ -19,6 +20,7 @@ checks act through the scheduler's own graph-life methods.
 
 from __future__ import annotations
 
+import collections
 import logging
 from typing import TYPE_CHECKING, Any
 
@@ -36,6 +38,7 @@ logger = logging.getLogger(__name__)
 STALL_AFTER = 5.0          # seconds without news before in-flight tasks are checked in the DB
 STALL_CHECK = 3            # heartbeats between stall (and detached task) checks
 FENCE_CHECK = 2            # heartbeats between checks that the graphs held are still ours
+FENCE_SLICE = 2000         # root graphs looked at per fence check (in turn)
 ORPHAN_SWEEP = 10          # heartbeats between sweeps for unclaimed graphs
 ORPHAN_AGE = 10            # stale_after multiples a graph stays unclaimed before it is relaunched
 MAX_STALL_IDS = 5000       # tasks looked up per stall check
@@ -70,6 +73,7 @@ class Watchdog:
         self._stall_check = Every(STALL_CHECK * beat)
         self._orphan_sweep = Every(ORPHAN_SWEEP * beat)
         self._fence_check = Every(FENCE_CHECK * beat)
+        self._fence_turn: collections.deque[int] = collections.deque()   # roots not yet seen
 
     async def watch(self, now: float) -> None:
         await self._adopt_dead(now)
@@ -106,8 +110,17 @@ class Watchdog:
 
     async def _drop_lost(self, now: float) -> None:
         """Stop driving the root graphs whose rows say they are no longer ours (the epoch
-        fence: every write of ours to them would be refused anyway)."""
-        held = {run.id: run.epoch for run in self.runs.values() if run.parent_task is None}
+        fence: every write of ours to them would be refused anyway). Each check looks at up
+        to ``FENCE_SLICE`` of them, in turn: a check's cost is bounded, and with 10,000
+        graphs held each is looked at every 5 checks."""
+        if not self._fence_turn:
+            self._fence_turn.extend(gid for gid, run in self.runs.items()
+                                    if run.parent_task is None)
+        held: dict[int, int] = {}
+        while self._fence_turn and len(held) < FENCE_SLICE:
+            run = self.runs.get(self._fence_turn.popleft())
+            if run is not None and run.parent_task is None:
+                held[run.id] = run.epoch
         for gid, owner, epoch, state in await self.db.read(loading.lost_roots, self.id, held):
             if gid not in self.runs or self.runs[gid].epoch != held[gid]:
                 continue                    # reloaded meanwhile

@@ -387,6 +387,51 @@ async def test_async_store_group_commit_isolates_failures(db_url: str) -> None:
         await astore.stop()
 
 
+async def test_quick_read_sees_what_is_committed_and_never_waits_for_a_writer(
+        db_url: str) -> None:
+    """``quick_read`` (on the loop for SQLite, through the thread for PostgreSQL) gives the
+    committed rows while another connection holds an open write transaction over them: it
+    neither sees the uncommitted change nor waits for the lock; once that commits, it sees
+    it."""
+    import asyncio
+    import threading
+
+    from wgops.store.db import AsyncStore
+    from wgops.store.loading import task_states
+
+    setup = Store(db_url).connect()
+    migrate(setup)
+    g = submit(setup)
+    tid = Task.get(Task.graph == g.id, Task.name == "relax").id
+    setup.close()
+    holding, release = threading.Event(), threading.Event()
+
+    def writer() -> None:
+        other = Store(db_url).connect()
+        with other.write():
+            Task.update(state="queued", attempts=3).where(Task.id == tid).execute()
+            holding.set()
+            release.wait(30)
+        other.close()
+
+    astore = AsyncStore(Store(db_url))
+    astore.start()
+    thread = threading.Thread(target=writer)
+    thread.start()
+    try:
+        assert await asyncio.to_thread(holding.wait, 30)
+        got = await asyncio.wait_for(astore.quick_read(task_states, [tid]), 10)
+        assert got == {tid: ("waiting", 0, None)}
+        release.set()
+        await asyncio.to_thread(thread.join, 30)
+        assert await astore.quick_read(task_states, [tid]) == {tid: ("queued", 3, None)}
+        assert await astore.read(task_states, [tid]) == {tid: ("queued", 3, None)}
+    finally:
+        release.set()
+        thread.join(30)
+        await astore.stop()
+
+
 def test_times_keep_sub_second_precision(store: Store) -> None:
     now = time.time()
     g = submit(store)

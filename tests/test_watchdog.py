@@ -1,0 +1,72 @@
+"""The scheduler's epoch fence check against a real store (both databases): it looks at a
+bounded slice of the root graphs it holds per check, in turn, and drops every one another
+scheduler took over within one turn of the slices."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+
+from wgops.daemon import watchdog
+from wgops.daemon.graphrun import GraphRun
+from wgops.store import loading
+from wgops.store.config import Settings
+from wgops.store.db import AsyncStore, Store
+from wgops.store.document import normalise
+from wgops.store.graphs import create_graph
+from wgops.store.migrations import migrate
+from wgops.store.models import Graph
+
+DOC = normalise({"name": "fenced", "tasks": {"a": {"run": "tests.tasks:noop"}}}, "test")
+
+
+class Fenced(watchdog.Watchdog):
+    """The watchdog part of a scheduler, with its graphs held as a scheduler holds them."""
+
+    def __init__(self, db: AsyncStore, runs: dict[int, GraphRun]):
+        self.id = "s1"
+        self.db = db
+        self.runs = runs
+        self.settings = Settings.load(env={})
+        self._start_watchdog()
+
+    def _forget_tree(self, graph_id: int) -> None:
+        self.runs.pop(graph_id, None)
+
+
+async def test_the_fence_check_takes_slices_in_turn_and_misses_nobody(
+        db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    setup = Store(db_url).connect()
+    migrate(setup)
+    now = time.time()
+    with setup.write():
+        ids = [create_graph(DOC).id for _ in range(7)]
+        for gid in ids:
+            assert loading.claim(gid, "s1", now)
+    runs = {}
+    for gid in ids:
+        [row] = loading.load_tree(gid, "s1")
+        runs[gid] = GraphRun(row, now)
+    taken = ids[1::2]                                     # another scheduler took these over
+    with setup.write():
+        Graph.update(scheduler="s2", epoch=Graph.epoch + 1).where(
+            Graph.id.in_(taken)).execute()
+    setup.close()
+
+    monkeypatch.setattr(watchdog, "FENCE_SLICE", 3)
+    db = AsyncStore(Store(db_url))
+    db.start()
+    try:
+        dog: Any = Fenced(db, runs)
+        held = []
+        for _ in range(3):                                # 7 graphs, 3 per check: one turn
+            await dog._drop_lost(now)
+            held.append(sorted(dog.runs))
+        assert held[0] != held[-1]                        # not all dropped by the first check
+        assert held[-1] == sorted(set(ids) - set(taken))
+        await dog._drop_lost(now)                         # the next turn: nothing more to drop
+        assert sorted(dog.runs) == sorted(set(ids) - set(taken))
+    finally:
+        await db.stop()
