@@ -9,7 +9,8 @@ Each check runs on a named interval of the scheduler's clock (:class:`Every`):
   newer epoch: this one was cut off or paused longer than ``stale_after``) is dropped, with a
   log line, and no longer driven;
 * every ``STALL_CHECK`` heartbeats, in-flight tasks that sent no news for a while are looked
-  up in the database (their completion message may be lost), and detached tasks whose worker
+  up in the database (their completion message may be lost; a task queued on a pool that no
+  live worker serves is not: it can have none), and detached tasks whose worker
   died are queued again (no redelivery will bring them back);
 * every ``ORPHAN_SWEEP`` heartbeats, graphs that no scheduler claimed long after they were
   submitted are launched again (their launch message may be lost).
@@ -67,6 +68,7 @@ class Watchdog:
     db: AsyncStore
     broker: Broker
     runs: dict[int, GraphRun]
+    served: set[str]                  # pools some live worker serves (the scheduler's)
 
     def _start_watchdog(self) -> None:
         beat = self.settings.heartbeat
@@ -161,10 +163,16 @@ class Watchdog:
         ids: list[int] = []
         for run in self.runs.values():
             if run.stall_due(now, STALL_AFTER):
-                nodes = [n.id for n in run.in_flight()]
+                flying = run.in_flight()
+                # a task queued on a pool no live worker serves can bring no news: asking
+                # for it would cost a lookup per parked task, for nothing
+                nodes = [n.id for n in flying if n.state != "queued" or n.pool in self.served]
                 if nodes:
                     due.append(run)
                     ids.extend(nodes)
+                elif flying:
+                    run.quiet_checks += 1          # nothing to ask: checked, backing off
+                    run.last_activity = now
             if len(ids) > MAX_STALL_IDS:
                 break
         if not ids:
