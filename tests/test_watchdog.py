@@ -94,18 +94,11 @@ async def test_the_stall_check_asks_about_served_pools_only(db_url: str) -> None
 
 async def test_the_fence_check_takes_slices_in_turn_and_misses_nobody(
         db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    setup = Store(db_url).connect()
-    migrate(setup)
     now = time.time()
-    with setup.write():
-        ids = [create_graph(DOC).id for _ in range(7)]
-        for gid in ids:
-            assert loading.claim(gid, "s1", now)
-    runs = {}
-    for gid in ids:
-        [row] = loading.load_tree(gid, "s1")
-        runs[gid] = GraphRun(row, now)
+    runs = _held(db_url, [DOC] * 7, now)
+    ids = list(runs)
     taken = ids[1::2]                                     # another scheduler took these over
+    setup = Store(db_url).connect()
     with setup.write():
         Graph.update(scheduler="s2", epoch=Graph.epoch + 1).where(
             Graph.id.in_(taken)).execute()
