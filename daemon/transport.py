@@ -167,7 +167,8 @@ def with_headers(properties: commands.Basic.Properties,
 
 def marshal_properties(properties: commands.Basic.Properties) -> bytes:
     """The property flags and list of a content header, as pamqp marshals them."""
-    return _marshalled(properties, 0)
+    header = pamqp.frame.marshal(ContentHeader(properties=properties, body_size=0), 0)
+    return header[_FRAME.size + _HEADER.size:-1]
 
 
 async def publish_confirmed(channel: Channel, exchange: str,
@@ -200,11 +201,6 @@ async def publish_confirmed(channel: Channel, exchange: str,
         channel.delivery_tag += len(items)
         await channel.write_queue.put(ChannelFrame(payload=payload, should_close=False))
     return futures
-
-
-def _marshalled(properties: commands.Basic.Properties, number: int) -> bytes:
-    header = pamqp.frame.marshal(ContentHeader(properties=properties, body_size=0), number)
-    return header[_FRAME.size + _HEADER.size:-1]
 
 
 class CorkedTCPTransportFactory(TCPTransportFactory):

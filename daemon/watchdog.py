@@ -121,7 +121,7 @@ class Watchdog:
         held: dict[int, int] = {}
         while self._fence_turn and len(held) < FENCE_SLICE:
             run = self.runs.get(self._fence_turn.popleft())
-            if run is not None and run.parent_task is None:
+            if run is not None:                 # still held (the turn holds roots only)
                 held[run.id] = run.epoch
         for gid, owner, epoch, state in await self.db.read(loading.lost_roots, self.id, held):
             if gid not in self.runs or self.runs[gid].epoch != held[gid]:

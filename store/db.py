@@ -337,7 +337,7 @@ class AsyncStore:
         return await self.read(fn, *args)
 
     def _connect_here(self) -> None:
-        if self._here is not threading.get_ident():
+        if self._here != threading.get_ident():
             self.store.connect()
             self.store.db.execute_sql("PRAGMA busy_timeout = 0")
             self._here = threading.get_ident()

@@ -16,9 +16,10 @@ def take(name: str, holder: str, ttl: float) -> bool:
     """Take lease ``name`` for ``ttl`` seconds if it is free, lapsed or already ours (call
     inside a write transaction); True when ``holder`` holds it afterwards."""
     Lease.insert(name=name, holder=None, expires=0.0).on_conflict_ignore().execute()
-    return bool(Lease.update(holder=holder, expires=db_now() + ttl).where(
+    now = db_now()
+    return bool(Lease.update(holder=holder, expires=now + ttl).where(
         Lease.name == name, (Lease.holder == holder) | Lease.holder.is_null()
-        | (Lease.expires < db_now())).execute())
+        | (Lease.expires < now)).execute())
 
 
 def release(name: str, holder: str) -> None:
