@@ -11,6 +11,7 @@ import asyncio
 import os
 import shutil
 import subprocess
+import sys
 from collections.abc import Iterable
 
 import aio_pika
@@ -62,10 +63,18 @@ def purge(namespaces: Iterable[str]) -> int:
     exchanges = [f"{p}events" for p in prefixes]
 
     async def go() -> int:
-        try:
-            conn = await aio_pika.connect(BROKER, timeout=5)
-        except Exception:  # noqa: BLE001 - the broker is gone: nothing to clean
-            return 0
+        conn = None
+        for attempt in range(6):            # a broker busy at the end of a run answers late
+            try:
+                conn = await aio_pika.connect(BROKER, timeout=10)
+                break
+            except Exception as exc:  # noqa: BLE001 - retried, then reported
+                if attempt == 5:
+                    print(f"broker_cleanup: could not reach the broker to delete "
+                          f"{len(queues)} queues: {exc!r}", file=sys.stderr)
+                    return 0
+                await asyncio.sleep(2)
+        assert conn is not None
         try:
             for name in queues + exchanges:
                 channel = await conn.channel()
