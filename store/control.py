@@ -19,8 +19,10 @@ from wgops.store.liveness import accepting_scheduler
 from wgops.store.models import (
     GRAPH_ACTIVE,
     GRAPH_DELETING,
+    GRAPH_STATE,
     GRAPH_TERMINAL,
     TASK_ACTIVE,
+    TASK_STATE,
     Graph,
     Pool,
     Task,
@@ -32,7 +34,7 @@ def pause(store: Store, graph_id: int, actor: str = "cli") -> Graph:
         graph = get_graph(graph_id)
         ids = tree_ids(graph.id)
         n = Graph.update(state="paused").where(Graph.id.in_(ids),
-                                               Graph.state.in_(("queued", "running"))).execute()
+                                               GRAPH_STATE.in_(("queued", "running"))).execute()
         if not n and graph.state != "paused":
             raise Conflict(f"graph {graph_id} is {graph.state}; only a queued or running graph "
                            "can be paused")
@@ -46,9 +48,9 @@ def play(store: Store, graph_id: int, actor: str = "cli") -> Graph:
         if graph.state != "paused":
             raise Conflict(f"graph {graph_id} is {graph.state}, not paused")
         ids = tree_ids(graph.id)
-        Graph.update(state="running").where(Graph.id.in_(ids), Graph.state == "paused",
+        Graph.update(state="running").where(Graph.id.in_(ids), GRAPH_STATE == "paused",
                                             Graph.scheduler.is_null(False)).execute()
-        Graph.update(state="queued").where(Graph.id.in_(ids), Graph.state == "paused",
+        Graph.update(state="queued").where(Graph.id.in_(ids), GRAPH_STATE == "paused",
                                            Graph.scheduler.is_null()).execute()
         log_event("graph.played", graph.id, actor=actor)
     return get_graph(graph_id)
@@ -63,11 +65,11 @@ def kill(store: Store, graph_id: int, actor: str = "cli") -> tuple[Graph, list[t
             raise Conflict(f"graph {graph_id} is already {graph.state}")
         ids = tree_ids(graph.id)
         running = [(t.id, t.worker) for t in Task.select(Task.id, Task.worker).where(
-            Task.graph.in_(ids), Task.state == "running", Task.worker.is_null(False))]
+            Task.graph.in_(ids), TASK_STATE == "running", Task.worker.is_null(False))]
         Task.update(state="killed", finished=now).where(
-            Task.graph.in_(ids), Task.state.in_(TASK_ACTIVE)).execute()
+            Task.graph.in_(ids), TASK_STATE.in_(TASK_ACTIVE)).execute()
         Graph.update(state="killed", finished=now, epoch=Graph.epoch + 1).where(
-            Graph.id.in_(ids), Graph.state.in_(GRAPH_ACTIVE)).execute()
+            Graph.id.in_(ids), GRAPH_STATE.in_(GRAPH_ACTIVE)).execute()
         log_event("graph.killed", graph.id, actor=actor)
     return get_graph(graph_id), running
 
@@ -85,18 +87,18 @@ def retry(store: Store, graph_id: int, actor: str = "cli") -> Graph:
         # marked meanwhile (PostgreSQL reads outside the write lock) is not brought back
         if not Graph.update(state="queued", scheduler=None, error=None, finished=None,
                             epoch=Graph.epoch + 1).where(
-                Graph.id == graph.id, Graph.state.in_(("failed", "killed"))).execute():
+                Graph.id == graph.id, GRAPH_STATE.in_(("failed", "killed"))).execute():
             raise Conflict(f"graph {graph_id} is {get_graph(graph_id).state}; only a failed "
                            "or killed graph can be retried")
         ids = tree_ids(graph.id)
         # nested graphs that did not finish are dropped: their parent task runs them anew
         stale = [g.id for g in Graph.select(Graph.id).where(
-            Graph.id.in_(ids[1:]), Graph.state != "finished")]
+            Graph.id.in_(ids[1:]), GRAPH_STATE != "finished")]
         if stale:
             Graph.delete().where(Graph.id.in_(stale)).execute()
         Task.update(state="waiting", error=None, waiting_for=None, worker=None, lost=0,
                     not_before=None, started=None, finished=None).where(
-            Task.graph == graph.id, Task.state.in_(("failed", "skipped", "killed"))).execute()
+            Task.graph == graph.id, TASK_STATE.in_(("failed", "skipped", "killed"))).execute()
         log_event("graph.retried", graph.id, actor=actor)
     return get_graph(graph_id)
 
@@ -118,7 +120,7 @@ def reassign(store: Store, graph_id: int, to: str, stale_after: float,
             raise Conflict(f"graph {graph_id} already belongs to {to}")
         ids = tree_ids(graph.id)
         Graph.update(scheduler=to, epoch=Graph.epoch + 1).where(
-            Graph.id.in_(ids), Graph.state.in_(GRAPH_ACTIVE)).execute()
+            Graph.id.in_(ids), GRAPH_STATE.in_(GRAPH_ACTIVE)).execute()
         log_event("graph.reassigned", graph.id, actor=actor, **{"from": old, "to": to})
     return get_graph(graph_id), old
 

@@ -492,6 +492,19 @@ def param(name: str) -> peewee.Value:
     return peewee.Value(_Param(name), converter=False)
 
 
+def unindexed(field: peewee.Field) -> peewee.ColumnBase:
+    """A text column as a condition no index serves (``column || ''``, the same value).
+
+    A compare-and-set finds its row by primary key and checks ``state`` (or ``worker``,
+    ``scheduler``) beside it. Those columns lead indexes of their own, and a planner without
+    fresh statistics — PostgreSQL on a table that grew since its last ANALYZE, SQLite
+    without ``sqlite_stat1`` for an ``IN`` list — may pick that index and read every queued
+    or waiting task to update one: a cost per event that grows with the queue. With the
+    checked columns written this way the key is the only way in.
+    """
+    return field.concat("")
+
+
 class Statement:
     """A peewee query on a hot path, turned into SQL once per database.
 

@@ -18,7 +18,7 @@ from wgops.store.deadletters import record_dead_letter
 from wgops.store.eventlog import log_event
 from wgops.store.liveness import worker_alive
 from wgops.store.loading import current_owner
-from wgops.store.models import Graph, LogEntry, Task, dumps, loads
+from wgops.store.models import TASK_STATE, TASK_WORKER, Graph, LogEntry, Task, dumps, loads
 
 
 @dataclass(frozen=True)
@@ -70,7 +70,7 @@ def start(task_id: int, attempt: int, worker: str, redelivered: bool, max_lost: 
     if row.state == "queued" and row.attempts == attempt:
         n = Task.update(state="running", attempts=attempt + 1, worker=worker, started=now,
                         finished=None, waiting_for=None, detached=None).where(
-            Task.id == task_id, Task.state == "queued", Task.attempts == attempt).execute()
+            Task.id == task_id, TASK_STATE == "queued", Task.attempts == attempt).execute()
         return ("run", _stored(task_id)) if n else ("drop", "raced")
     if row.state == "running" and row.worker == worker and row.attempts == attempt + 1:
         # our own start, committed though its reply was lost (the write was retried); the
@@ -87,7 +87,7 @@ def start(task_id: int, attempt: int, worker: str, redelivered: bool, max_lost: 
         return "quarantined", current_owner(row.graph_id)
     n = Task.update(state="running", attempts=row.attempts + 1, lost=row.lost + 1, worker=worker,
                     started=now, detached=None).where(Task.id == task_id,
-                                                      Task.state == "running",
+                                                      TASK_STATE == "running",
                                                       Task.attempts == row.attempts).execute()
     return ("run", _stored(task_id)) if n else ("drop", "raced")
 
@@ -98,7 +98,7 @@ def quarantine(task_id: int, graph_id: int, attempts: int, lost: int, last_worke
     error = {"type": "Quarantined", "message": f"lost its worker {lost} times "
              f"(last: {last_worker}); quarantined", "traceback": None}
     n = Task.update(state="failed", finished=now, lost=lost, detached=None,
-                    error=dumps(error)).where(Task.id == task_id, Task.state == "running",
+                    error=dumps(error)).where(Task.id == task_id, TASK_STATE == "running",
                                               Task.attempts == attempts).execute()
     if not n:
         return False
@@ -112,21 +112,21 @@ def detach(task_id: int, attempts: int, worker: str, now: float) -> bool:
     """A long task's message is about to be acked before the broker's consumer_timeout: from
     now on only the database knows it runs (the scheduler's liveness check watches it)."""
     return bool(Task.update(detached=now).where(
-        Task.id == task_id, Task.state == "running", Task.attempts == attempts,
-        Task.worker == worker).execute())
+        Task.id == task_id, TASK_STATE == "running", Task.attempts == attempts,
+        TASK_WORKER == worker).execute())
 
 
 def _start() -> Any:
     return Task.update(
         state="running", attempts=param("next"), worker=param("worker"), started=param("now"),
         finished=None, waiting_for=None, detached=None).where(
-            Task.id == param("id"), Task.state == "queued", Task.attempts == param("attempt"))
+            Task.id == param("id"), TASK_STATE == "queued", Task.attempts == param("attempt"))
 
 
 _START = Statement(_start)
 _START_RETURNING = Statement(lambda: _start().returning(*_STORED))
-_ATTEMPT = (Task.id == param("id")) & (Task.state == "running") & \
-    (Task.attempts == param("attempts")) & (Task.worker == param("worker"))
+_ATTEMPT = (Task.id == param("id")) & (TASK_STATE == "running") & \
+    (Task.attempts == param("attempts")) & (TASK_WORKER == param("worker"))
 _FINISH = Statement(lambda: Task.update(
     state=param("state"), error=param("error"), finished=param("now"),
     result=param("result")).where(_ATTEMPT))
@@ -161,8 +161,8 @@ def built(task_id: int, attempts: int, worker: str, document: str,
     scheduler validates the document and spawns it as the task's nested graph. Returns the
     graph's owner, or False when the attempt was superseded."""
     n = Task.update(result=document, worker=None, detached=None).where(
-        (Task.id == task_id) & (Task.state == "running") & (Task.attempts == attempts)
-        & (Task.worker == worker)).execute()
+        (Task.id == task_id) & (TASK_STATE == "running") & (Task.attempts == attempts)
+        & (TASK_WORKER == worker)).execute()
     if not n:
         return False
     graph_id, owner = _GRAPH_OWNER.execute(id=task_id).fetchone()
@@ -174,8 +174,8 @@ def abandon(task_id: int, attempts: int, worker: str) -> bool:
     """Give a started task back (graceful stop): queued again, this attempt not counted."""
     return bool(Task.update(state="queued", attempts=attempts - 1, worker=None,
                             detached=None).where(
-        Task.id == task_id, Task.state == "running", Task.attempts == attempts,
-        Task.worker == worker).execute())
+        Task.id == task_id, TASK_STATE == "running", Task.attempts == attempts,
+        TASK_WORKER == worker).execute())
 
 
 def _finish_and_log() -> Any:
@@ -208,8 +208,8 @@ def requeue_lost(task_id: int, attempts: int, worker: str, max_lost: int, now: f
     """A task running on a dead worker (by default: a detached one, which no redelivery will
     bring back): ``queued`` again (lost + 1), or quarantined at ``max_lost``.
     Returns ``queued``, ``quarantined`` or ``raced`` (it moved on meanwhile)."""
-    where = [Task.id == task_id, Task.state == "running", Task.attempts == attempts,
-             Task.worker == worker]
+    where = [Task.id == task_id, TASK_STATE == "running", Task.attempts == attempts,
+             TASK_WORKER == worker]
     if detached_only:
         where.append(Task.detached.is_null(False))
     row = Task.select(Task.lost, Task.graph).where(*where).first()

@@ -16,7 +16,7 @@ import peewee
 from wgops.store.db import ListStatement, Statement, param
 from wgops.store.eventlog import log_event
 from wgops.store.graphs import tree_ids
-from wgops.store.models import GRAPH_ACTIVE, Graph, Task, loads
+from wgops.store.models import GRAPH_ACTIVE, GRAPH_OWNER, GRAPH_STATE, Graph, Task, loads
 
 
 @dataclass
@@ -63,7 +63,7 @@ def _task_columns() -> tuple[Any, ...]:
 
 # a tree of one graph (the common case) loads with two precompiled statements
 _ONE_GRAPH = Statement(lambda: Graph.select(*_graph_columns()).where(
-    Graph.id == param("id"), Graph.scheduler == param("owner"), Graph.state.in_(GRAPH_ACTIVE)))
+    Graph.id == param("id"), GRAPH_OWNER == param("owner"), GRAPH_STATE.in_(GRAPH_ACTIVE)))
 _ONE_GRAPH_TASKS = Statement(lambda: Task.select(*_task_columns()).where(
     Task.graph == param("id")).order_by(Task.id))
 
@@ -84,7 +84,7 @@ def load_tree(root_id: int, owner: str) -> list[GraphRow]:
         task_rows = _ONE_GRAPH_TASKS.execute(id=root_id).fetchall() if graph_rows else []
     else:
         graph_rows = list(Graph.select(*_graph_columns()).where(
-            Graph.id.in_(ids), Graph.scheduler == owner, Graph.state.in_(GRAPH_ACTIVE)).tuples())
+            Graph.id.in_(ids), GRAPH_OWNER == owner, GRAPH_STATE.in_(GRAPH_ACTIVE)).tuples())
         task_rows = list(Task.select(*_task_columns()).where(
             Task.graph.in_([g[0] for g in graph_rows])).order_by(Task.id).tuples())
     graphs = {g[0]: g for g in graph_rows}
@@ -114,7 +114,7 @@ _CLAIM = Statement(lambda: Graph.update(
     scheduler=param("owner"), epoch=Graph.epoch + 1,
     state=peewee.Case(None, [(Graph.state == "queued", "running")], Graph.state),
     started=peewee.fn.COALESCE(Graph.started, param("now"))).where(
-        Graph.id == param("id"), Graph.parent_task.is_null(), Graph.state.in_(GRAPH_ACTIVE),
+        Graph.id == param("id"), Graph.parent_task.is_null(), GRAPH_STATE.in_(GRAPH_ACTIVE),
         Graph.scheduler.is_null()))
 
 

@@ -23,7 +23,7 @@ from peewee import (
     TextField,
 )
 
-from wgops.store.db import BaseModel
+from wgops.store.db import BaseModel, unindexed
 
 GRAPH_STATES = ("queued", "running", "paused", "finished", "failed", "killed")
 GRAPH_ACTIVE = ("queued", "running", "paused")
@@ -94,6 +94,15 @@ class Task(BaseModel):
     class Meta:
         indexes = ((("graph", "name"), True), (("pool", "state"), False),
                    (("state", "worker"), False), (("map_of", "map_index"), False))
+
+
+# The columns a compare-and-set checks beside a primary key (or a graph id), written so that
+# no index on them is chosen over the key's (see store.db.unindexed): ``TASK_STATE ==
+# "queued"`` where the row is found by ``Task.id``; ``Task.state`` where state selects.
+TASK_STATE = unindexed(Task.state)
+TASK_WORKER = unindexed(Task.worker)
+GRAPH_STATE = unindexed(Graph.state)
+GRAPH_OWNER = unindexed(Graph.scheduler)
 
 
 class Scheduler(BaseModel):

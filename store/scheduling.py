@@ -17,7 +17,17 @@ from wgops.store.db import Statement, capabilities, param
 from wgops.store.eventlog import log_event
 from wgops.store.graphs import create_graph
 from wgops.store.loading import _ONE_GRAPH_TASKS, GraphRow, _task_row
-from wgops.store.models import TASK_ACTIVE, Graph, Pool, Task, dumps, loads
+from wgops.store.models import (
+    GRAPH_OWNER,
+    GRAPH_STATE,
+    TASK_ACTIVE,
+    TASK_STATE,
+    Graph,
+    Pool,
+    Task,
+    dumps,
+    loads,
+)
 
 _FENCES: dict[tuple[str, ...], Statement] = {}
 
@@ -27,8 +37,8 @@ def fence(graph_id: int, owner: str, epoch: int, states: tuple[str, ...] = ("run
     statement = _FENCES.get(states)
     if statement is None:
         statement = _FENCES[states] = Statement(lambda: Graph.update(epoch=Graph.epoch).where(
-            Graph.id == param("id"), Graph.scheduler == param("owner"),
-            Graph.epoch == param("epoch"), Graph.state.in_(states)))
+            Graph.id == param("id"), GRAPH_OWNER == param("owner"),
+            Graph.epoch == param("epoch"), GRAPH_STATE.in_(states)))
     return bool(statement.execute(id=graph_id, owner=owner, epoch=epoch).rowcount)
 
 
@@ -58,7 +68,7 @@ def pool_room(pool: str) -> tuple[int | None, int]:
 
 _QUEUE = Statement(lambda: Task.update(
     state="queued", queued_at=param("now"), args=param("args"), waiting_for=None).where(
-        Task.id == param("id"), Task.state == "waiting"))
+        Task.id == param("id"), TASK_STATE == "waiting"))
 QUEUE_CHUNK = 250           # tasks per batched update (two parameters each at most)
 
 
@@ -75,7 +85,7 @@ def _queue_chunk(size: int, one_args: bool) -> Statement:
                 Task.id, [(ids[i], param(f"args{i}")) for i in range(size)])
             return Task.update(state="queued", queued_at=param("now"), args=args,
                                waiting_for=None).where(Task.id.in_(ids),
-                                                       Task.state == "waiting").returning(Task.id)
+                                                       TASK_STATE == "waiting").returning(Task.id)
         statement = _QUEUE_CHUNKS[key] = Statement(build)
     return statement
 
@@ -130,7 +140,7 @@ def dispatch(graph_id: int, owner: str, epoch: int, items: list[tuple[int, str, 
             pool_items = pool_items[:room]
         queued.extend(queue_tasks(pool_items, now))
     for task_id, reason in capped.items():
-        Task.update(waiting_for=reason).where(Task.id == task_id, Task.state == "waiting",
+        Task.update(waiting_for=reason).where(Task.id == task_id, TASK_STATE == "waiting",
                                               (Task.waiting_for.is_null()) |
                                               (Task.waiting_for != reason)).execute()
     return True, queued, capped
@@ -138,7 +148,7 @@ def dispatch(graph_id: int, owner: str, epoch: int, items: list[tuple[int, str, 
 
 def note_reason(task_ids: list[int], reason: str | None) -> None:
     Task.update(waiting_for=reason).where(Task.id.in_(task_ids),
-                                          Task.state.in_(("waiting", "queued"))).execute()
+                                          TASK_STATE.in_(("waiting", "queued"))).execute()
 
 
 UNSERVED = "no live worker serves pool "
@@ -157,7 +167,7 @@ def skip(graph_id: int, owner: str, epoch: int, task_ids: list[int], because: st
     Task.update(state="skipped", finished=now, waiting_for=None,
                 error=dumps({"type": "Skipped", "message": f"skipped: {because} did not finish",
                              "traceback": None})).where(
-        Task.id.in_(task_ids), Task.state.in_(("waiting",))).execute()
+        Task.id.in_(task_ids), TASK_STATE.in_(("waiting",))).execute()
     return True
 
 
@@ -167,7 +177,7 @@ def fail_in_scheduler(graph_id: int, owner: str, epoch: int, task_id: int, error
     if not fence(graph_id, owner, epoch):
         return False
     Task.update(state="failed", finished=now, error=dumps(error)).where(
-        Task.id == task_id, Task.state.in_(("waiting", "queued", "running"))).execute()
+        Task.id == task_id, TASK_STATE.in_(("waiting", "queued", "running"))).execute()
     log_event("task.failed", graph_id, task_id, actor=owner)
     return True
 
@@ -181,7 +191,7 @@ def spawn_child(graph_id: int, owner: str, epoch: int, task_id: int, doc: dict[s
         return None
     n = Task.update(state="running", started=now, attempts=Task.attempts + 1, worker=None,
                     args=dumps(inputs), waiting_for=None).where(
-        Task.id == task_id, Task.state.in_(("waiting", "queued"))).execute()
+        Task.id == task_id, TASK_STATE.in_(("waiting", "queued"))).execute()
     if not n:
         return None
     child = create_graph(doc, priority=priority, parent_task=task_id, root=root,
@@ -196,12 +206,12 @@ def _complete() -> Any:
     """A graph's completion, checked by the database: by its owner at its epoch, and only
     while none of its tasks is open (whatever any scheduler believes)."""
     open_task = Task.select(Task.id).where(Task.graph == param("id"),
-                                           Task.state.in_(TASK_ACTIVE))
+                                           TASK_STATE.in_(TASK_ACTIVE))
     return Graph.update(
         state=param("state"), outputs=param("outputs"), error=param("error"),
         finished=param("now")).where(
-            Graph.id == param("id"), Graph.scheduler == param("owner"),
-            Graph.epoch == param("epoch"), Graph.state.in_(("running", "paused")),
+            Graph.id == param("id"), GRAPH_OWNER == param("owner"),
+            Graph.epoch == param("epoch"), GRAPH_STATE.in_(("running", "paused")),
             ~fn.EXISTS(open_task))
 
 
@@ -232,6 +242,6 @@ def complete_graph(graph_id: int, owner: str, epoch: int, state: str, outputs: A
                     error=None if state == "finished" else dumps(
                         error or {"type": "GraphFailed", "message": f"nested graph {graph_id} "
                                   f"{state}", "traceback": None})).where(
-            Task.id == parent_task, Task.state == "running").execute()
+            Task.id == parent_task, TASK_STATE == "running").execute()
     log_event(f"graph.{state}", graph_id, actor=owner)
     return True

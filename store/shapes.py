@@ -16,7 +16,7 @@ import peewee
 from wgops.store.eventlog import log_event
 from wgops.store.graphs import create_graph
 from wgops.store.loading import _ONE_GRAPH_TASKS, GraphRow, TaskRow, _task_columns, _task_row
-from wgops.store.models import TASK_ACTIVE, Graph, Task, dumps, loads
+from wgops.store.models import TASK_ACTIVE, TASK_STATE, Graph, Task, dumps, loads
 from wgops.store.scheduling import fence
 
 CHUNK = 500                 # copies inserted per statement
@@ -41,7 +41,7 @@ def expand_map(graph_id: int, owner: str, epoch: int, task_id: int, name: str, k
         return None
     if not Task.update(state="running", started=now, attempts=Task.attempts + 1,
                        waiting_for=None).where(Task.id == task_id,
-                                               Task.state == "waiting").execute():
+                                               TASK_STATE == "waiting").execute():
         return None
     rows = [{"graph": graph_id, "name": f"{name}[{i}]", "kind": kind, "pool": pool,
              "spec": dumps(copy_spec(spec, item, i)), "deps": "[]", "state": "waiting",
@@ -65,7 +65,7 @@ def finish_in_scheduler(graph_id: int, owner: str, epoch: int, task_id: int, res
         return False
     n = Task.update(state="finished", started=now, finished=now, result=dumps(result),
                     waiting_for=None).where(Task.id == task_id,
-                                            Task.state == "waiting").execute()
+                                            TASK_STATE == "waiting").execute()
     if n:
         log_event("task.finished", graph_id, task_id, actor=owner)
     return bool(n)
@@ -92,7 +92,7 @@ def close_map(graph_id: int, owner: str, epoch: int, task_id: int, now: float) -
         values = {"state": "finished", "result": "[" + ",".join(
             result if result is not None else "null" for _, _, result in rows) + "]"}
     n = Task.update(finished=now, **values).where(Task.id == task_id,
-                                                  Task.state == "running").execute()
+                                                  TASK_STATE == "running").execute()
     if not n:
         return None
     log_event(f"task.{values['state']}", graph_id, task_id, actor=owner)
@@ -108,14 +108,14 @@ def skip_condition(graph_id: int, owner: str, epoch: int, task_ids: list[int],
     Task.update(state="skipped", finished=now, waiting_for=None, condition_false=True,
                 error=dumps({"type": "Skipped", "message": "condition false",
                              "traceback": None})).where(
-        Task.id.in_(task_ids), Task.state == "waiting").execute()
+        Task.id.in_(task_ids), TASK_STATE == "waiting").execute()
     return True
 
 
 def built_document(task_id: int) -> Any:
     """The document a build task's builder returned, once a worker committed it (the task
     ``running``, no worker, a result); None otherwise."""
-    row = Task.select(Task.result).where(Task.id == task_id, Task.state == "running",
+    row = Task.select(Task.result).where(Task.id == task_id, TASK_STATE == "running",
                                          Task.worker.is_null(), Task.result.is_null(False)
                                          ).first()
     return None if row is None else loads(row.result)
@@ -129,7 +129,7 @@ def spawn_built(graph_id: int, owner: str, epoch: int, task_id: int, doc: dict[s
         return None
     spawned = Graph.select(Graph.id).where(Graph.parent_task == task_id)
     if not Task.update(waiting_for=None).where(
-            Task.id == task_id, Task.state == "running", Task.worker.is_null(),
+            Task.id == task_id, TASK_STATE == "running", Task.worker.is_null(),
             Task.result.is_null(False), ~peewee.fn.EXISTS(spawned)).execute():
         return None             # not built, or spawned already (a reload raced the spawn)
     child = create_graph(doc, priority=priority, parent_task=task_id, root=root,
