@@ -38,6 +38,32 @@ def top(collapsed: Path, n: int = 25) -> list[tuple[float, str]]:
     return [(100 * c / max(1, total), frame) for frame, c in own.most_common(n)]
 
 
+PG_COUNTS = ("xact_commit", "tup_returned", "tup_fetched", "tup_inserted", "tup_updated",
+             "tup_deleted")
+
+
+def _pg_counts(inst: Installation) -> dict[str, int]:
+    """The installation's database's transaction and row counters (PostgreSQL only)."""
+    if not inst.pg_name:
+        return {}
+    row = inst.db(lambda: inst.store().db.execute_sql(
+        f"SELECT {', '.join(PG_COUNTS)} FROM pg_stat_database WHERE datname = %s",
+        (inst.pg_name,)).fetchone())
+    counts = dict(zip(PG_COUNTS, row))
+    for name, *figures in inst.db(lambda: inst.store().db.execute_sql(
+            "SELECT relname, seq_scan, seq_tup_read, idx_scan, idx_tup_fetch, n_tup_ins,"
+            " n_tup_upd FROM pg_stat_user_tables").fetchall()):
+        for what, figure in zip(("seq_scan", "seq_tup_read", "idx_scan", "idx_tup_fetch",
+                                 "ins", "upd"), figures):
+            counts[f"{name}.{what}"] = figure or 0
+    for name, *figures in inst.db(lambda: inst.store().db.execute_sql(
+            "SELECT indexrelname, idx_scan, idx_tup_read, idx_tup_fetch"
+            " FROM pg_stat_user_indexes").fetchall()):
+        for what, figure in zip(("scan", "read", "fetch"), figures):
+            counts[f"{name}.{what}"] = figure or 0
+    return counts
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--db", default="sqlite", choices=("sqlite", "postgres"))
@@ -62,6 +88,12 @@ def main() -> int:
         broker = [p for p in psutil.process_iter(["name"]) if p.info["name"] == "beam.smp"]
         if broker:
             ps["rabbitmq (whole node)"] = broker[0]
+        if args.db == "postgres":       # the server: its postmaster and the backends under it
+            server = [p for p in psutil.process_iter(["name", "ppid"])
+                      if p.info["name"] in ("postgres", "postmaster")
+                      and psutil.Process(p.info["ppid"]).name() not in ("postgres", "postmaster")]
+            if server:
+                ps["postgresql (server)"] = server[0]
 
         def cpu(name: str) -> tuple[float, float]:
             """(own, children's) CPU seconds"""
@@ -77,6 +109,7 @@ def main() -> int:
             for name, p in daemons.items() if not args.no_spy}
         time.sleep(1.5)
         before = {name: cpu(name) for name in ps}
+        pg_before = _pg_counts(inst)
         size = max(1, args.tasks // max(1, args.graphs))
         ids, t0 = inst.submit([{"name": f"profile-{g}", "tasks": {
             f"t{k}": {"run": NOOP} for k in range(size)}} for g in range(max(1, args.graphs))])
@@ -84,6 +117,8 @@ def main() -> int:
         inst.wait_graphs(ids, 600)
         seconds = max(f for _, f in inst.graph_times(ids) if f is not None) - t0
         after = {name: cpu(name) for name in ps}
+        time.sleep(1.2)                 # PostgreSQL flushes a backend's counters each second
+        pg_after = _pg_counts(inst)
         for proc in spies.values():
             proc.send_signal(2)
             proc.wait(30)
@@ -93,6 +128,10 @@ def main() -> int:
             own, kids = (1000 * (a - b) / args.tasks for a, b in zip(after[name], before[name]))
             print(f"{name}: {own:.3f} ms CPU per task" + (f" (+ {kids:.3f} its children)"
                                                           if kids else ""))
+        if pg_before and pg_after:
+            print("postgresql, per task: " + ", ".join(
+                f"{(pg_after[k] - pg_before[k]) / args.tasks:.2f} {k}" for k in pg_before
+                if pg_after[k] != pg_before[k]))
         for name in daemons if spies else ():
             print(f"\n{name}, own time by function:")
             for share, frame in top(args.out / f"profile-{name}.txt"):
