@@ -332,10 +332,13 @@ async def refuse(broker: Broker, db: Any, queue: str, reason: str, body: bytes, 
     """A message that failed validation: logged, parked on ``{ns}.dead`` and recorded in the
     store's dead letters (``db`` is the daemon's AsyncStore). The caller acks it."""
     logger.warning("dead-lettering a message on %s: %s", queue, reason)
+    # queued before the first await: messages of one burst are handled concurrently, and the
+    # table's cap drops by id, so ids must follow the order the messages arrived in
+    recorded = db.queue_write(record_dead_letter, queue, reason,
+                              body[:BODY_LIMIT].decode("utf-8", "replace"), daemon, now,
+                              broker.settings.max_dead_letters)
     await broker.dead_letter(queue, reason, body, daemon)
-    await db.write(record_dead_letter, queue, reason,
-                   body[:BODY_LIMIT].decode("utf-8", "replace"), daemon, now,
-                   broker.settings.max_dead_letters)
+    await recorded
 
 
 def event(topic: str, **fields: Any) -> Event:
