@@ -32,6 +32,7 @@ import peewee
 
 from wgops.store.config import mask_url
 from wgops.store.errors import ConfigError, Unreachable
+from wgops.store.postgres import PostgresDatabase
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -140,13 +141,17 @@ def make_database(url: str) -> tuple[peewee.Database, Capabilities]:
             raise ConfigError("PostgreSQL needs psycopg2: pip install psycopg2-binary") from None
         options: dict[str, Any] = dict(PG_CONNECTION_DEFAULTS)
         options.update(parse_qsl(parts.query))        # sslmode=..., password=..., ...
-        db = peewee.PostgresqlDatabase(
+        prepare = str(options.pop("prepare", "on")).lower()
+        if prepare not in ("on", "off"):
+            raise ConfigError(f"WGOPS_DB_URL: prepare={prepare!r} is not on or off")
+        db = PostgresDatabase(
             unquote((parts.path or "/").lstrip("/")) or "postgres",
             user=unquote(parts.username) if parts.username else None,
             password=unquote(parts.password) if parts.password else options.pop(
                 "password", None),
             host=parts.hostname or "127.0.0.1",
             port=parts.port or 5432,
+            prepare=prepare == "on",
             **options,
         )
         return db, POSTGRES
@@ -505,6 +510,14 @@ def unindexed(field: peewee.Field) -> peewee.ColumnBase:
     return field.concat("")
 
 
+def _execute(db: peewee.Database, sql: str, params: list[Any]) -> Any:
+    """A hot statement: prepared once per connection where the database keeps prepared
+    statements of its own making (PostgreSQL; SQLite's driver caches them by itself)."""
+    if isinstance(db, PostgresDatabase):
+        return db.execute_prepared(sql, params)
+    return db.execute_sql(sql, params)
+
+
 class Statement:
     """A peewee query on a hot path, turned into SQL once per database.
 
@@ -529,8 +542,8 @@ class Statement:
     def execute(self, **values: Any) -> Any:
         """Run it; returns the DB-API cursor (``rowcount``, ``fetchone()``)."""
         db, sql, params = self._sql()
-        return db.execute_sql(sql, [values[p.name] if isinstance(p, _Param) else p
-                                    for p in params])
+        return _execute(db, sql, [values[p.name] if isinstance(p, _Param) else p
+                                  for p in params])
 
 
 class ListStatement:
@@ -562,4 +575,4 @@ class ListStatement:
             chunk = list(ids[start:start + self.CHUNK])
             size = 1 << (len(chunk) - 1).bit_length()
             db, sql = self._sql(size)
-            yield from db.execute_sql(sql, chunk + chunk[:1] * (size - len(chunk)))
+            yield from _execute(db, sql, chunk + chunk[:1] * (size - len(chunk)))

@@ -27,6 +27,7 @@ from wgops.store.document import normalise
 from wgops.store.graphs import create_graph
 from wgops.store.migrations import migrate
 from wgops.store.models import Graph, Task
+from wgops.store.postgres import numbered
 
 N = 300                      # tasks in each of the states the statements compete with
 OWNER, WORKER = "s-plans", "w-plans"
@@ -59,25 +60,41 @@ def filled(db_url: str) -> Iterator[Store]:
 
 
 class Recorder:
-    """The statements a block runs on ``store`` (its SQL and parameters)."""
+    """The statements a block runs on ``store`` (its SQL and parameters), as written: a
+    prepared statement is recorded once, as its text, not as its PREPARE and EXECUTE."""
 
     def __init__(self, store: Store):
         self.store = store
         self.statements: list[tuple[str, Any]] = []
+        self._inside_prepared = False
 
     def __enter__(self) -> "Recorder":
         db = self.store.db
         original = db.execute_sql
 
         def recording(sql: str, params: Any = None, *args: Any, **kwargs: Any) -> Any:
-            self.statements.append((sql, params))
+            if not self._inside_prepared:
+                self.statements.append((sql, params))
             return original(sql, params, *args, **kwargs)
 
         db.execute_sql = recording          # type: ignore[method-assign]
+        if hasattr(db, "execute_prepared"):
+            prepared = db.execute_prepared
+
+            def recording_prepared(sql: str, params: Any) -> Any:
+                self.statements.append((sql, params))
+                self._inside_prepared = True
+                try:
+                    return prepared(sql, params)
+                finally:
+                    self._inside_prepared = False
+
+            db.execute_prepared = recording_prepared    # type: ignore[method-assign]
         return self
 
     def __exit__(self, *exc: Any) -> None:
         del self.store.db.execute_sql
+        self.store.db.__dict__.pop("execute_prepared", None)
 
 
 def plan(store: Store, sql: str, params: Any) -> list[str]:
@@ -86,6 +103,16 @@ def plan(store: Store, sql: str, params: Any) -> list[str]:
         rows = store.db.execute_sql("EXPLAIN QUERY PLAN " + sql, params).fetchall()
         return [row[-1] for row in rows if re.match(r"(SCAN|SEARCH) ", row[-1])]
     rows = store.db.execute_sql("EXPLAIN " + sql, params).fetchall()
+    # and the generic plan a prepared statement settles on after its fifth execution
+    text, arity = numbered(sql)
+    store.db.execute_sql(f"PREPARE wgops_plan AS {text}")
+    try:
+        store.db.execute_sql("SET plan_cache_mode = force_generic_plan")
+        call = f"EXPLAIN EXECUTE wgops_plan({', '.join(['%s'] * arity)})" if arity else \
+            "EXPLAIN EXECUTE wgops_plan"
+        rows += store.db.execute_sql(call, params).fetchall()
+    finally:
+        store.db.execute_sql("RESET plan_cache_mode; DEALLOCATE wgops_plan")
     return [row[0].strip().lstrip("-> ") for row in rows if " on " in row[0]]
 
 

@@ -551,6 +551,33 @@ def test_dispatch_holds_back_what_a_pool_cap_has_no_room_for(store: Store, caps:
     assert scheduling.pool_room("nowhere") == (None, 0)
 
 
+def test_dispatch_over_pools_and_chunks(store: Store, caps: str) -> None:
+    """A pool without a cap whose tasks span two chunks beside a pool with a cap: every task of
+    the first queued (but the one already running), the second's held at its cap."""
+    from wgops.store import scheduling
+
+    n = scheduling.QUEUE_CHUNK + 3
+    doc = normalise({"name": "mixed", "tasks": {
+        **{f"d{k}": {"run": "wgops.examples.tasks:relax"} for k in range(n)},
+        **{f"g{k}": {"run": "wgops.examples.tasks:relax", "pool": "gpu"} for k in range(4)}}},
+        "test")
+    g = submit(store, doc, owner="s1", state="running")
+    Pool.update(max_running=2).where(Pool.name == "gpu").execute()
+    rows = list(Task.select(Task.id, Task.pool).where(Task.graph == g.id).order_by(Task.id))
+    default = [t.id for t in rows if t.pool == "default"]
+    gpu = [t.id for t in rows if t.pool == "gpu"]
+    Task.update(state="running").where(Task.id == default[5]).execute()
+    items = [(t.id, t.pool, "{}") for t in rows]
+    with store.write():
+        owned, queued, capped = scheduling.dispatch(g.id, "s1", g.epoch, items, 70.0)
+    assert owned
+    assert sorted(queued) == sorted(default[:5] + default[6:] + gpu[:2])
+    assert sorted(capped) == gpu[2:]
+    states = {t.id: t.state for t in Task.select().where(Task.graph == g.id)}
+    assert [t for t in default + gpu[:2] if states[t] != "queued"] == [default[5]]
+    assert {states[t] for t in gpu[2:]} == {"waiting"}
+
+
 def test_completing_a_nested_graph_finishes_its_task(store: Store, caps: str) -> None:
     from wgops.store import scheduling
 

@@ -1,0 +1,212 @@
+"""PostgreSQL in few round trips (store/postgres.py): a transaction's BEGIN rides with its first
+statement and the hot statements are prepared once per connection — and neither changes what a
+transaction means. Every statement sent is seen through a counting cursor."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import peewee
+import psycopg2
+import psycopg2.extensions
+import pytest
+
+from wgops.store.db import Store, make_database
+from wgops.store.errors import ConfigError
+from wgops.store.postgres import PostgresDatabase, numbered
+
+SENT: list[str] = []
+
+
+class CountingCursor(psycopg2.extensions.cursor):
+    def execute(self, sql, vars=None):  # type: ignore[no-untyped-def, override]
+        SENT.append(sql if isinstance(sql, str) else sql.decode())
+        return super().execute(sql, vars)
+
+
+def _connect(pg_url: str, **options: object) -> PostgresDatabase:
+    db = PostgresDatabase(pg_url.rsplit("/", 1)[1], user="postgres", host="127.0.0.1",
+                          port=5432, cursor_factory=CountingCursor, **options)
+    db.connect()
+    return db
+
+
+@pytest.fixture
+def db(pg_url: str) -> Iterator[PostgresDatabase]:
+    d = _connect(pg_url)
+    d.execute_sql("CREATE TABLE t (id integer PRIMARY KEY, v integer)")
+    d.execute_sql("INSERT INTO t VALUES (1, 0), (2, 0)")
+    SENT.clear()
+    yield d
+    d.close()
+
+
+def value(pg_url: str, row: int = 1) -> int:
+    """Row ``row``'s value as another connection sees it (what is committed)."""
+    conn = psycopg2.connect(pg_url)
+    try:
+        cur = conn.cursor()
+        cur.execute("SELECT v FROM t WHERE id = %s", (row,))
+        return cur.fetchone()[0]
+    finally:
+        conn.close()
+
+
+UPDATE = "UPDATE t SET v = v + %s WHERE id = %s"
+
+
+def test_the_begin_rides_with_the_first_statement(db: PostgresDatabase, pg_url: str) -> None:
+    with db.atomic():
+        db.execute_sql(UPDATE, (1, 1))
+        db.execute_sql(UPDATE, (1, 2))
+    assert SENT == [f"BEGIN; {UPDATE}", UPDATE, "COMMIT"]
+    assert (value(pg_url, 1), value(pg_url, 2)) == (1, 1)
+
+
+def test_the_transaction_is_one_until_its_commit(db: PostgresDatabase, pg_url: str) -> None:
+    """If the BEGIN were lost, the update would be committed on its own at once."""
+    with db.atomic():
+        db.execute_sql(UPDATE, (5, 1))
+        assert value(pg_url) == 0, "another connection sees an uncommitted write"
+    assert value(pg_url) == 5
+
+
+def test_a_failed_transaction_leaves_nothing(db: PostgresDatabase, pg_url: str) -> None:
+    with pytest.raises(RuntimeError), db.atomic():
+        db.execute_sql(UPDATE, (5, 1))
+        raise RuntimeError("undo")
+    assert value(pg_url) == 0
+    assert SENT[-1] == "ROLLBACK"
+    with pytest.raises(peewee.IntegrityError), db.atomic():
+        db.execute_sql(UPDATE, (5, 1))
+        db.execute_sql("INSERT INTO t VALUES (1, 0)")
+    assert value(pg_url) == 0
+    with db.atomic():                       # the connection is usable afterwards
+        db.execute_sql(UPDATE, (2, 1))
+    assert value(pg_url) == 2
+
+
+def test_a_transaction_that_ran_nothing_sends_nothing(db: PostgresDatabase) -> None:
+    with db.atomic():
+        pass
+    with pytest.raises(RuntimeError), db.atomic():
+        raise RuntimeError("nothing to undo")
+    assert SENT == []
+
+
+def test_a_savepoint_inside_keeps_the_transaction(db: PostgresDatabase, pg_url: str) -> None:
+    with db.atomic():
+        with db.savepoint():
+            db.execute_sql(UPDATE, (1, 1))
+        with pytest.raises(peewee.IntegrityError), db.savepoint():
+            db.execute_sql("INSERT INTO t VALUES (2, 0)")
+        db.execute_sql(UPDATE, (1, 2))
+    assert SENT[0].startswith("BEGIN; SAVEPOINT")
+    assert (value(pg_url, 1), value(pg_url, 2)) == (1, 1)
+
+
+def test_a_connection_replaced_inside_a_transaction_is_refused(db: PostgresDatabase,
+                                                               pg_url: str) -> None:
+    db.begin()
+    db._state.conn = psycopg2.connect(pg_url)
+    try:
+        with pytest.raises(peewee.InterfaceError, match="changed inside a transaction"):
+            db.execute_sql(UPDATE, (1, 1))
+    finally:
+        db._state.conn.close()
+        db._state.reset()
+    assert value(pg_url) == 0
+
+
+def test_placeholders_are_numbered() -> None:
+    assert numbered("a = %s AND b LIKE 'x%%' AND c IN (%s, %s)") == \
+        ("a = $1 AND b LIKE 'x%' AND c IN ($2, $3)", 3)
+    assert numbered("SELECT 1") == ("SELECT 1", 0)
+
+
+def prepared(db: PostgresDatabase) -> list[str]:
+    """The statements prepared on ``db``'s connection, as ``name: text``."""
+    rows = db.execute_sql("SELECT name, statement FROM pg_prepared_statements").fetchall()
+    return sorted(f"{name}: {text.split(' AS ', 1)[1].split(';')[0]}" for name, text in rows)
+
+
+def test_a_statement_is_prepared_once_per_connection(db: PostgresDatabase,
+                                                     pg_url: str) -> None:
+    for _ in range(3):
+        with db.atomic():
+            assert db.execute_prepared(UPDATE, [1, 1]).rowcount == 1
+            assert db.execute_prepared(UPDATE, [1, 99]).rowcount == 0
+    assert db.execute_prepared("SELECT v FROM t WHERE id = %s", [1]).fetchall() == [(3,)]
+    assert db.execute_prepared("SELECT count(*) FROM t", []).fetchone() == (2,)
+    assert sum(s.count("PREPARE ") for s in SENT) == 3
+    executes = [s for s in SENT if "EXECUTE " in s]
+    assert len(executes) == 8 and all("UPDATE" not in s.split("EXECUTE")[-1] for s in executes)
+    assert prepared(db) == ["wgops_0: UPDATE t SET v = v + $1 WHERE id = $2",
+                            "wgops_1: SELECT v FROM t WHERE id = $1",
+                            "wgops_2: SELECT count(*) FROM t"]
+    assert value(pg_url) == 3
+    db.close()                               # a new connection prepares them again
+    db.connect()
+    assert db.execute_prepared(UPDATE, [1, 1]).rowcount == 1
+    assert len(prepared(db)) == 1
+    assert value(pg_url) == 4
+
+
+def test_a_statement_the_server_cannot_prepare_runs_as_it_is(db: PostgresDatabase,
+                                                             pg_url: str) -> None:
+    """``$1 IS NULL`` gives its parameter no type: the PREPARE fails inside a savepoint, the
+    transaction goes on, and the statement is never offered to the server again."""
+    unpreparable = "SELECT %s IS NULL"
+    with db.atomic():
+        db.execute_prepared(UPDATE, [1, 1])
+        assert db.execute_prepared(unpreparable, [None]).fetchone() == (True,)
+        db.execute_prepared(UPDATE, [1, 1])
+    assert value(pg_url) == 2
+    SENT.clear()
+    assert db.execute_prepared(unpreparable, [1]).fetchone() == (False,)
+    assert SENT == ["SELECT %s IS NULL"]
+
+
+def test_prepare_off_sends_every_statement_as_it_is(pg_url: str) -> None:
+    d = _connect(pg_url, prepare=False)
+    try:
+        d.execute_sql("CREATE TABLE t (id integer PRIMARY KEY, v integer)")
+        d.execute_sql("INSERT INTO t VALUES (1, 0)")
+        SENT.clear()
+        d.execute_prepared(UPDATE, [1, 1])
+        assert SENT == [UPDATE] and prepared(d) == []
+    finally:
+        d.close()
+
+
+def test_the_url_turns_preparing_off_and_refuses_nonsense(pg_url: str) -> None:
+    db, _ = make_database(pg_url + "?prepare=off")
+    assert isinstance(db, PostgresDatabase) and db.prepare is False
+    db, _ = make_database(pg_url)
+    assert isinstance(db, PostgresDatabase) and db.prepare is True
+    with pytest.raises(ConfigError, match="prepare='maybe' is not on or off"):
+        make_database(pg_url + "?prepare=maybe")
+
+
+def test_the_stores_hot_statements_are_prepared(pg_url: str) -> None:
+    """Through the store: the worker's start compare-and-set is prepared on first use."""
+    from wgops.store import execution
+    from wgops.store.document import normalise
+    from wgops.store.graphs import create_graph
+    from wgops.store.migrations import migrate
+    from wgops.store.models import Task
+
+    store = Store(pg_url).connect()
+    try:
+        migrate(store)
+        with store.write():
+            create_graph(normalise({"name": "g", "tasks": {
+                "a": {"run": "wgops.examples.tasks:add"}}}, "trips"))
+        task = Task.get()
+        Task.update(state="queued").execute()
+        with store.write():
+            verdict, _ = execution.start(task.id, 0, "w1", False, 3, 30.0, 0.0)
+        assert verdict == "run"
+        assert any('UPDATE "task"' in s for s in prepared(store.db))  # type: ignore[arg-type]
+    finally:
+        store.close()
