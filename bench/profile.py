@@ -1,13 +1,15 @@
 """Profile the daemons under the throughput scenario with py-spy.
 
     .venv/bin/python -m bench.profile [--db sqlite] [--tasks 3000] [--graphs 1] [--out DIR]
+                                      [--no-spy | --wall]
 
 Starts a fresh installation (one scheduler, one worker with 8 slots), warms it up, then runs
 ``--tasks`` no-ops (in one graph, or spread over ``--graphs`` graphs submitted at once, the
 shape of the many-graphs scenario) while ``py-spy record`` samples the scheduler and the worker
 (their slot processes too). Writes ``profile-scheduler.txt`` and ``profile-worker.txt``
 (collapsed stacks, for flamegraph tools or ``sort -k2``) and prints the top functions by own
-time and the CPU seconds each process used per task. Needs ``py-spy`` (``pip install
+time and the CPU seconds each process used per task. ``--wall`` samples every thread, waiting
+included, and prints each thread's share and where it waits. Needs ``py-spy`` (``pip install
 py-spy``) and permission to ptrace the daemons (root, or ``ptrace_scope`` 0).
 """
 
@@ -36,6 +38,24 @@ def top(collapsed: Path, n: int = 25) -> list[tuple[float, str]]:
         own[stack.split(";")[-1]] += int(count)
         total += int(count)
     return [(100 * c / max(1, total), frame) for frame, c in own.most_common(n)]
+
+
+def by_thread(collapsed: Path, n: int = 8) -> list[tuple[str, float, list[tuple[float, str]]]]:
+    """Per thread (the first frame py-spy's ``--threads`` writes), its share of the samples
+    and its leaf frames' shares of its own samples, largest first."""
+    threads: dict[str, collections.Counter[str]] = collections.defaultdict(collections.Counter)
+    total = 0
+    for line in collapsed.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        frames = stack.split(";")
+        threads[frames[0]][frames[-1]] += int(count)
+        total += int(count)
+    result = []
+    for thread, own in sorted(threads.items(), key=lambda kv: -sum(kv[1].values())):
+        mine = sum(own.values())
+        result.append((thread, 100 * mine / max(1, total),
+                       [(100 * c / mine, frame) for frame, c in own.most_common(n)]))
+    return result
 
 
 PG_COUNTS = ("xact_commit", "tup_returned", "tup_fetched", "tup_inserted", "tup_updated",
@@ -73,6 +93,9 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=Path("bench/results"))
     parser.add_argument("--no-spy", action="store_true",
                         help="only the CPU time per task of each process, without py-spy")
+    parser.add_argument("--wall", action="store_true",
+                        help="sample every thread, waiting included (wall-clock time, per "
+                             "thread), instead of the thread holding the GIL")
     args = parser.parse_args()
     spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
     if not args.no_spy and not Path(spy).exists():
@@ -103,7 +126,8 @@ def main() -> int:
 
         spies = {name: subprocess.Popen(
             [spy, "record", "--pid", str(p.pid), "--nonblocking",
-             "--format", "raw", "--rate", "500", "--gil",
+             "--format", "raw", "--rate", "500",
+             *(["--idle", "--threads"] if args.wall else ["--gil"]),
              "--output", str(args.out / f"profile-{name}.txt")],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             for name, p in daemons.items() if not args.no_spy}
@@ -133,8 +157,16 @@ def main() -> int:
                 f"{(pg_after[k] - pg_before[k]) / args.tasks:.2f} {k}" for k in pg_before
                 if pg_after[k] != pg_before[k]))
         for name in daemons if spies else ():
+            collapsed = args.out / f"profile-{name}.txt"
+            if args.wall:
+                print(f"\n{name}, wall-clock time by thread, then by function within each:")
+                for thread, share, frames in by_thread(collapsed):
+                    print(f"  {share:5.1f}%  {thread}")
+                    for frame_share, frame in frames:
+                        print(f"      {frame_share:5.1f}%  {frame}")
+                continue
             print(f"\n{name}, own time by function:")
-            for share, frame in top(args.out / f"profile-{name}.txt"):
+            for share, frame in top(collapsed):
                 print(f"  {share:5.1f}%  {frame}")
         for proc in daemons.values():       # stop them here to read what they say on exit
             proc.send_signal(15)
