@@ -453,8 +453,12 @@ class AsyncStore:
         results: list[tuple[Any, Any, BaseException | None]] = []
         try:
             with self.store.write():
-                for _, fn, args, future in batch:
-                    results.append((future, fn(*args), None))
+                for fn, jobs in _coalesced(batch):
+                    if len(jobs) == 1:
+                        results.append((jobs[0][3], fn(*jobs[0][2]), None))
+                        continue
+                    values = fn.many([job[2] for job in jobs])
+                    results.extend((job[3], value, None) for job, value in zip(jobs, values))
         except _TRANSIENT:
             raise
         except Exception as exc:  # noqa: BLE001 - rolled back: isolate the failing write
@@ -471,6 +475,26 @@ class AsyncStore:
                     except Exception as exc:  # noqa: BLE001 - handed to the caller
                         results.append((future, None, exc))
         self._resolve_all(results)
+
+
+def _coalesced(batch: list[Any]) -> list[tuple[Callable[..., Any], list[Any]]]:
+    """A batch's writes as (function, jobs): the calls of a function that has a ``many``
+    form (``fn.many(list of argument tuples) -> list of results``, one statement for all
+    where statements are round trips) together, where the first of them was; any other call
+    on its own. Calls brought together must commute with the writes between them: they touch
+    rows of their own (a worker's starts of different deliveries, its outcomes)."""
+    groups: list[tuple[Callable[..., Any], list[Any]]] = []
+    together: dict[Any, list[Any]] = {}
+    for job in batch:
+        fn = job[1]
+        if getattr(fn, "many", None) is None:
+            groups.append((fn, [job]))
+        elif fn in together:
+            together[fn].append(job)
+        else:
+            together[fn] = [job]
+            groups.append((fn, together[fn]))
+    return groups
 
 
 class _Failed(Exception):

@@ -63,6 +63,12 @@ def start(task_id: int, attempt: int, worker: str, redelivered: bool, max_lost: 
             return "run", _started(row)
     elif _START.execute(**values).rowcount:
         return "run", _stored(task_id)
+    return _start_otherwise(task_id, attempt, worker, redelivered, max_lost, stale_after, now)
+
+
+def _start_otherwise(task_id: int, attempt: int, worker: str, redelivered: bool, max_lost: int,
+                     stale_after: float, now: float) -> tuple[str, Any]:
+    """``start`` once its common case (queued, this attempt) did not apply."""
     row = Task.select(Task.state, Task.attempts, Task.worker, Task.lost, Task.graph).where(
         Task.id == task_id).first()
     if row is None:
@@ -224,3 +230,132 @@ def requeue_lost(task_id: int, attempts: int, worker: str, max_lost: int, now: f
         log_event("task.requeued", row.graph_id, task_id, actor=actor,
                   reason=f"lost its worker {worker}")
     return "queued" if n else "raced"
+
+
+# -- several attempts in one statement (AsyncStore coalesces a batch's calls: ``.many``) -------
+
+def _distinct(calls: list[tuple], key: int = 0) -> tuple[list[int], list[int]]:
+    """Positions of ``calls`` whose task id (at ``key``) is the first of its kind, and of
+    the repeats (a repeat goes on its own, after: one statement must not see a task twice)."""
+    seen: set[int] = set()
+    first, again = [], []
+    for i, call in enumerate(calls):
+        (again if call[key] in seen else first).append(i)
+        seen.add(call[key])
+    return first, again
+
+
+def _start_many_statement(size: int) -> Statement:
+    statement = _START_MANY.get(size)
+    if statement is None:
+        def build() -> Any:
+            given = peewee.ValuesList(
+                [(param(f"id{i}").cast("INTEGER"), param(f"attempt{i}").cast("INTEGER"),
+                  param(f"worker{i}").cast("TEXT"), param(f"now{i}").cast("DOUBLE PRECISION"))
+                 for i in range(size)], columns=("id", "attempt", "worker", "now")).alias("v")
+            return Task.update(
+                state="running", attempts=given.c.attempt + 1, worker=given.c.worker,
+                started=given.c.now, finished=None, waiting_for=None, detached=None).from_(
+                    given).where(Task.id == given.c.id, TASK_STATE == "queued",
+                                 Task.attempts == given.c.attempt).returning(Task.id, *_STORED)
+        statement = _START_MANY[size] = Statement(build)
+    return statement
+
+
+_START_MANY: dict[int, Statement] = {}
+
+
+def start_many(calls: list[tuple]) -> list[tuple[str, Any]]:
+    """:func:`start` for several attempts (each ``calls`` item is ``start``'s arguments), the
+    result of each in order. Where each statement is a round trip to a server (PostgreSQL)
+    the common case of all of them is one ``UPDATE ... FROM (VALUES ...)``; an attempt it
+    did not start (stale, a repeat, a previous worker's) goes through ``start``'s other
+    cases on its own. Elsewhere, ``start`` for each."""
+    if len(calls) < 2 or not capabilities().writable_cte:
+        return [start(*call) for call in calls]
+    first, again = _distinct(calls)
+    values: dict[str, Any] = {}
+    for n, i in enumerate(first):
+        task_id, attempt, worker, _, _, _, now = calls[i]
+        values.update({f"id{n}": task_id, f"attempt{n}": attempt, f"worker{n}": worker,
+                       f"now{n}": now})
+    started = {row[0]: _started(row[1:]) for row in
+               _start_many_statement(len(first)).execute(**values).fetchall()}
+    results: list[tuple[str, Any]] = [("drop", None)] * len(calls)
+    for i in first:
+        task = started.get(calls[i][0])
+        results[i] = ("run", task) if task is not None else _start_otherwise(*calls[i])
+    for i in again:
+        results[i] = start(*calls[i])
+    return results
+
+
+start.many = start_many  # type: ignore[attr-defined]
+
+
+def _finish_many_statement(size: int) -> Statement:
+    """``_finish_and_log`` for ``size`` attempts: their outcomes, their event-log rows and
+    their graphs' owners, in one statement."""
+    statement = _FINISH_MANY.get(size)
+    if statement is None:
+        def build() -> Any:
+            given = peewee.ValuesList(
+                [(param(f"id{i}").cast("INTEGER"), param(f"attempts{i}").cast("INTEGER"),
+                  param(f"worker{i}").cast("TEXT"), param(f"state{i}").cast("TEXT"),
+                  param(f"error{i}").cast("TEXT"), param(f"result{i}").cast("TEXT"),
+                  param(f"now{i}").cast("DOUBLE PRECISION"),
+                  param(f"ts{i}").cast("DOUBLE PRECISION"))
+                 for i in range(size)],
+                columns=("id", "attempts", "worker", "state", "error", "result", "now",
+                         "ts")).alias("v")
+            done = Task.update(state=given.c.state, error=given.c.error,
+                               finished=given.c.now, result=given.c.result).from_(given).where(
+                Task.id == given.c.id, TASK_STATE == "running",
+                Task.attempts == given.c.attempts, TASK_WORKER == given.c.worker).returning(
+                    Task.id, Task.graph, given.c.worker, given.c.ts,
+                    peewee.SQL("'task.' || \"v\".\"state\"").alias("kind")).cte("done")
+            logged = LogEntry.insert_from(
+                peewee.Select((done,), [done.c.ts, done.c.graph_id, done.c.id, done.c.kind,
+                                        done.c.worker]),
+                [LogEntry.ts, LogEntry.graph, LogEntry.task, LogEntry.kind,
+                 LogEntry.actor]).cte("logged")
+            return Graph.select(done.c.id, Graph.scheduler).join(
+                done, on=(Graph.id == done.c.graph_id)).with_cte(done, logged)
+        statement = _FINISH_MANY[size] = Statement(build)
+    return statement
+
+
+_FINISH_MANY: dict[int, Statement] = {}
+
+
+def finish_many(calls: list[tuple]) -> list[str | None | bool]:
+    """:func:`finish` for several attempts (each item ``finish``'s arguments), the result of
+    each in order; where statements are round trips, the outcomes that end a task (not a
+    retry) in one statement, the others one by one."""
+    if len(calls) < 2 or not capabilities().writable_cte:
+        return [finish(*call) for call in calls]
+    ending = [i for i, call in enumerate(calls) if call[3] != "queued"]
+    first, again = _distinct([calls[i] for i in ending])
+    results: list[str | None | bool] = [False] * len(calls)
+    if len(first) >= 2:
+        values: dict[str, Any] = {}
+        ts = time.time()
+        for n, k in enumerate(first):
+            task_id, attempts, worker, state, result, error, _, now = calls[ending[k]]
+            values.update({f"id{n}": task_id, f"attempts{n}": attempts, f"worker{n}": worker,
+                           f"state{n}": state, f"error{n}": None if error is None
+                           else dumps(error), f"result{n}": result, f"now{n}": now,
+                           f"ts{n}": ts})
+        owners = dict(_finish_many_statement(len(first)).execute(**values).fetchall())
+        for k in first:
+            task_id = calls[ending[k]][0]
+            results[ending[k]] = owners[task_id] if task_id in owners else False
+        alone = [ending[k] for k in again] + [i for i in range(len(calls)) if i not in ending]
+    else:
+        alone = list(range(len(calls)))
+    for i in sorted(alone):
+        results[i] = finish(*calls[i])
+    return results
+
+
+finish.many = finish_many  # type: ignore[attr-defined]

@@ -148,6 +148,10 @@ def per_event_calls(store: Store) -> list[tuple[str, Callable[[], Any]]]:
     return [
         ("start", lambda: execution.start(queued[0], 0, WORKER, False, 3, 30.0, now)),
         ("start, stale", lambda: execution.start(queued[1], 7, WORKER, True, 3, 30.0, now)),
+        ("start many", lambda: execution.start_many([
+            (t, 0, WORKER, False, 3, 30.0, now) for t in queued[2:6]])),
+        ("finish many", lambda: execution.finish_many([
+            (t, 1, WORKER, "finished", "1", None, None, now) for t in running[40:44]])),
         ("detach", lambda: execution.detach(running[0], 1, WORKER, now)),
         ("finish", lambda: execution.finish(running[1], 1, WORKER, "finished", "1", None,
                                             None, now)),

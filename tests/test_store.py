@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -482,6 +484,197 @@ def test_finish_commits_logs_and_names_the_owner_or_refuses_a_superseded_attempt
         assert execution.finish(ids["relax"], 2, "w1", "queued", None, error, 130.0, 127.0) is None
     assert Task.get_by_id(ids["relax"]).state == "queued"
     assert LogEntry.select().where(LogEntry.task == ids["relax"]).count() == 1
+
+
+# -- a batch's starts and outcomes in one statement (start.many, finish.many) ----------------
+
+
+def _wide_run(store: Store, n: int) -> tuple[Graph, dict[str, int]]:
+    g = submit(store, _wide(n), owner="s1", state="running")
+    return g, {t.name: t.id for t in Task.select().where(Task.graph == g.id)}
+
+
+def _rows(ids: dict[str, int]) -> dict[str, tuple]:
+    rows = {t.id: t for t in Task.select().where(Task.id.in_(list(ids.values())))}
+    return {name: (rows[i].state, rows[i].attempts, rows[i].worker, rows[i].lost,
+                   rows[i].result, rows[i].error) for name, i in ids.items()}
+
+
+def _start_cases(ids: dict[str, int]) -> list[tuple]:
+    """``start`` calls covering its cases: the common one, a stale attempt, a repeat in the
+    same batch, a task another live worker runs, a redelivery from a dead worker, one lost
+    too often (quarantined), a task that does not exist."""
+    Task.update(state="queued").where(Task.id.in_(list(ids.values()))).execute()
+    Task.update(state="running", attempts=1, worker="alive").where(
+        Task.id == ids["t3"]).execute()
+    Task.update(state="running", attempts=1, worker="gone").where(
+        Task.id == ids["t4"]).execute()
+    Task.update(state="running", attempts=1, worker="gone", lost=2).where(
+        Task.id == ids["t5"]).execute()
+    from wgops.store.liveness import heartbeat_worker
+
+    heartbeat_worker("alive", 1, 1, ["default"], [])
+    now = 500.0
+    return [(ids["t0"], 0, "w1", False, 3, 30.0, now),
+            (ids["t1"], 0, "w1", False, 3, 30.0, now),
+            (ids["t2"], 7, "w1", False, 3, 30.0, now),          # stale: dropped
+            (ids["t1"], 0, "w1", False, 3, 30.0, now),          # a repeat: "ours already"
+            (ids["t3"], 0, "w1", True, 3, 30.0, now),           # another worker runs it
+            (ids["t4"], 0, "w1", True, 3, 30.0, now),           # its worker died: run again
+            (ids["t5"], 0, "w1", True, 3, 30.0, now),           # lost too often
+            (ids["t6"], 0, "w1", False, 3, 30.0, now),
+            (10 ** 9, 0, "w1", False, 3, 30.0, now)]            # no such task
+
+
+@contextlib.contextmanager
+def statements(store: Store) -> Iterator[list[str]]:
+    """The hot statements (``Statement``) run inside the block, as written."""
+    sent: list[str] = []
+    db = store.db
+    name = "execute_prepared" if hasattr(db, "execute_prepared") else "execute_sql"
+    original = getattr(db, name)
+
+    def recording(sql: str, params: Any = None) -> Any:
+        sent.append(sql)
+        return original(sql, params)
+
+    setattr(db, name, recording)
+    try:
+        yield sent
+    finally:
+        delattr(db, name)
+
+
+def test_start_many_is_start_for_each(store: Store) -> None:
+    """Starting a batch in one statement gives what starting each in turn gives: the same
+    verdicts and the same rows (on PostgreSQL, one UPDATE ... FROM (VALUES ...))."""
+    from wgops.store import execution
+
+    _, one = _wide_run(store, 7)
+    _, many = _wide_run(store, 7)
+    with store.write():
+        singly = [execution.start(*call) for call in _start_cases(one)]
+    with store.write(), statements(store) as sent:
+        together = execution.start_many(_start_cases(many))
+    # where statements are round trips, the common case of all of them is one statement
+    assert sum("FROM (VALUES" in sql for sql in sent) == (1 if store.caps.writable_cte else 0)
+    assert [v for v, _ in singly] == ["run", "run", "drop", "run", "wait", "run",
+                                      "quarantined", "run", "drop"]
+    assert [v for v, _ in together] == [v for v, _ in singly]
+    started = [(d.attempts, d.name, d.kind, d.spec, d.args) for v, d in together if v == "run"]
+    assert started == [(d.attempts, d.name, d.kind, d.spec, d.args)
+                       for v, d in singly if v == "run"]
+    assert _rows(many) == _rows(one)
+    assert _rows(many)["t4"][:4] == ("running", 2, "w1", 1)
+
+
+def test_finish_many_is_finish_for_each(store: Store) -> None:
+    from wgops.store import execution
+
+    error = {"type": "ValueError", "message": "bad", "traceback": None}
+
+    def cases(g: Graph, ids: dict[str, int]) -> list[tuple]:
+        Task.update(state="running", attempts=1, worker="w1").where(
+            Task.id.in_(list(ids.values()))).execute()
+        return [(ids["t0"], 1, "w1", "finished", '{"e": 1}', None, None, 600.0),
+                (ids["t1"], 1, "w1", "failed", None, error, None, 601.0),
+                (ids["t2"], 1, "w2", "finished", "1", None, None, 602.0),   # another worker's
+                (ids["t3"], 0, "w1", "finished", "1", None, None, 603.0),   # an older attempt
+                (ids["t4"], 1, "w1", "queued", None, error, 700.0, 604.0),  # a retry
+                (ids["t0"], 1, "w1", "finished", '{"e": 2}', None, None, 605.0),  # a repeat
+                (ids["t5"], 1, "w1", "finished", "5", None, None, 606.0)]
+
+    g1, one = _wide_run(store, 6)
+    g2, many = _wide_run(store, 6)
+    with store.write():
+        singly = [execution.finish(*call) for call in cases(g1, one)]
+    with store.write(), statements(store) as sent:
+        together = execution.finish_many(cases(g2, many))
+    assert sum("FROM (VALUES" in sql for sql in sent) == (1 if store.caps.writable_cte else 0)
+    assert singly == ["s1", "s1", False, False, "s1", False, "s1"]
+    assert together == singly
+    assert _rows(many) == _rows(one)
+    logged = [(e.task, e.kind, e.actor) for e in LogEntry.select().where(
+        LogEntry.graph == g2.id).order_by(LogEntry.task)]
+    assert logged == [(many["t0"], "task.finished", "w1"), (many["t1"], "task.failed", "w1"),
+                      (many["t5"], "task.finished", "w1")]
+    # an unowned graph: the outcome is kept, no owner to tell
+    g3, unowned = _wide_run(store, 2)
+    Graph.update(scheduler=None).where(Graph.id == g3.id).execute()
+    Task.update(state="running", attempts=1, worker="w1").where(
+        Task.graph == g3.id).execute()
+    with store.write():
+        assert execution.finish_many([(unowned["t0"], 1, "w1", "finished", "1", None, None,
+                                       1.0), (unowned["t1"], 1, "w1", "finished", "1", None,
+                                              None, 1.0)]) == [None, None]
+
+
+async def test_async_store_hands_a_batch_of_calls_to_their_many_form(db_url: str) -> None:
+    """Writes queued together whose function has a ``many`` form reach it as one call, in
+    their order, with the other writes of the batch on their own; if the batch fails, each
+    write is redone alone in its savepoint (the ``many`` form is not used then)."""
+    import asyncio
+    import threading
+
+    from wgops.store.db import AsyncStore
+
+    setup = Store(db_url).connect()
+    migrate(setup)
+    setup.close()
+    calls: list[tuple[str, list]] = []
+
+    def add(name: str) -> str:
+        calls.append(("one", [name]))
+        Pool.create(name=name)
+        return name
+
+    def add_many(names: list[tuple[str]]) -> list[str]:
+        calls.append(("many", [n for n, in names]))
+        for n, in names:
+            Pool.create(name=n)
+        return [n for n, in names]
+
+    add.many = add_many  # type: ignore[attr-defined]
+
+    def other(name: str) -> str:
+        Pool.create(name=name)
+        return name
+
+    gate = threading.Event()
+
+    def hold() -> None:
+        gate.wait(30)
+
+    astore = AsyncStore(Store(db_url))
+    astore.start()
+    try:
+        held = astore.write(hold)                        # the thread waits here ...
+        await asyncio.sleep(0.2)
+        jobs = [astore.write(add, "a"), astore.write(other, "x"), astore.write(add, "b"),
+                astore.write(add, "c")]                  # ... while these queue up
+        gate.set()
+        await held
+        assert await asyncio.gather(*jobs) == ["a", "x", "b", "c"]
+        assert calls == [("many", ["a", "b", "c"])]
+        calls.clear()
+        gate.clear()
+        held = astore.write(hold)
+        await asyncio.sleep(0.2)
+
+        def boom() -> None:
+            raise ValueError("fails alone")
+
+        jobs = [astore.write(add, "d"), astore.write(boom), astore.write(add, "e")]
+        gate.set()
+        await held
+        results = await asyncio.gather(*jobs, return_exceptions=True)
+        assert results[0] == "d" and isinstance(results[1], ValueError) and results[2] == "e"
+        assert calls == [("many", ["d", "e"]), ("one", ["d"]), ("one", ["e"])]
+        names = await astore.read(lambda: {p.name for p in Pool.select()})
+        assert {"a", "b", "c", "d", "e", "x"} <= names
+    finally:
+        gate.set()
+        await astore.stop()
 
 
 # -- the scheduler's writes in fewer statements (RETURNING where the database has it) ----------
