@@ -350,7 +350,8 @@ def finish_many(calls: list[tuple]) -> list[str | None | bool]:
         for k in first:
             task_id = calls[ending[k]][0]
             results[ending[k]] = owners[task_id] if task_id in owners else False
-        alone = [ending[k] for k in again] + [i for i in range(len(calls)) if i not in ending]
+        ended = set(ending)
+        alone = [ending[k] for k in again] + [i for i in range(len(calls)) if i not in ended]
     else:
         alone = list(range(len(calls)))
     for i in sorted(alone):

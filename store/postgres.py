@@ -29,15 +29,16 @@ _PREPARE_SAVEPOINT = "wgops_prepare"
 
 
 def numbered(sql: str) -> tuple[str, int]:
-    """psycopg2's ``%s`` placeholders as PostgreSQL's ``$1, $2, ...`` (``%%`` as ``%``), and
-    how many there are."""
+    """psycopg2's ``%s`` placeholders as PostgreSQL's ``$1, $2, ...``, and how many there are.
+    A literal ``%%`` stays as it is: the text is sent through psycopg2's interpolation (peewee
+    passes an empty parameter list), which makes it ``%``."""
     count = itertools.count(1)
     n = 0
 
     def number(match: re.Match) -> str:
         nonlocal n
         if match.group(1) == "%":
-            return "%"
+            return "%%"
         n = next(count)
         return f"${n}"
     return _PLACEHOLDER.sub(number, sql), n

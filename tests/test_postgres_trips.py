@@ -120,7 +120,7 @@ def test_a_connection_replaced_inside_a_transaction_is_refused(db: PostgresDatab
 
 def test_placeholders_are_numbered() -> None:
     assert numbered("a = %s AND b LIKE 'x%%' AND c IN (%s, %s)") == \
-        ("a = $1 AND b LIKE 'x%' AND c IN ($2, $3)", 3)
+        ("a = $1 AND b LIKE 'x%%' AND c IN ($2, $3)", 3)
     assert numbered("SELECT 1") == ("SELECT 1", 0)
 
 
@@ -150,6 +150,14 @@ def test_a_statement_is_prepared_once_per_connection(db: PostgresDatabase,
     assert db.execute_prepared(UPDATE, [1, 1]).rowcount == 1
     assert len(prepared(db)) == 1
     assert value(pg_url) == 4
+
+
+def test_a_literal_percent_survives_the_prepare(db: PostgresDatabase) -> None:
+    """peewee writes a literal ``%`` as ``%%`` (psycopg2 interpolates every statement)."""
+    sql = "SELECT %s || '%%' || v FROM t WHERE id = %s"
+    for _ in range(2):
+        assert db.execute_prepared(sql, ["a", 1]).fetchone() == ("a%0",)
+    assert prepared(db) == ["wgops_0: SELECT $1 || '%' || v FROM t WHERE id = $2"]
 
 
 def test_a_statement_the_server_cannot_prepare_runs_as_it_is(db: PostgresDatabase,
