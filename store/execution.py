@@ -166,14 +166,35 @@ def built(task_id: int, attempts: int, worker: str, document: str,
     while the task stays ``running`` (its worker's part is over: no worker any more); its
     scheduler validates the document and spawns it as the task's nested graph. Returns the
     graph's owner, or False when the attempt was superseded."""
-    n = Task.update(result=document, worker=None, detached=None).where(
-        (Task.id == task_id) & (TASK_STATE == "running") & (Task.attempts == attempts)
-        & (TASK_WORKER == worker)).execute()
-    if not n:
+    values = dict(id=task_id, attempts=attempts, worker=worker, document=document)
+    if capabilities().writable_cte:
+        row = _BUILT_AND_LOG.execute(**values, ts=time.time(), kind="task.built").fetchone()
+        return False if row is None else row[0]
+    if not _BUILT.execute(**values).rowcount:
         return False
     graph_id, owner = _GRAPH_OWNER.execute(id=task_id).fetchone()
     log_event("task.built", graph_id, task_id, actor=worker)
     return owner
+
+
+def _built() -> Any:
+    return Task.update(result=param("document"), worker=None, detached=None).where(_ATTEMPT)
+
+
+def _built_and_log() -> Any:
+    """``_BUILT``, its event-log row and the owner read as one statement (as
+    ``_finish_and_log``)."""
+    done = _built().returning(Task.graph).cte("done")
+    logged = LogEntry.insert_from(
+        peewee.Select((done,), [param("ts"), done.c.graph_id, param("id"), param("kind"),
+                                param("worker")]),
+        [LogEntry.ts, LogEntry.graph, LogEntry.task, LogEntry.kind, LogEntry.actor]).cte("logged")
+    return Graph.select(Graph.scheduler).join(done, on=(Graph.id == done.c.graph_id)).with_cte(
+        done, logged)
+
+
+_BUILT = Statement(_built)
+_BUILT_AND_LOG = Statement(_built_and_log)
 
 
 def abandon(task_id: int, attempts: int, worker: str) -> bool:

@@ -924,6 +924,8 @@ def test_a_built_document_is_spawned_once_as_the_tasks_nested_graph(store: Store
         assert execution.built(b.id, 1, "w1", json.dumps({"name": "built"}), 1.0) == "s1"
     assert shapes.built_document(b.id) == {"name": "built"}
     assert Task.get_by_id(b.id).worker is None
+    assert [(e.kind, e.graph, e.actor) for e in LogEntry.select().where(
+        LogEntry.task == b.id)] == [("task.built", g.id, "w1")]
     with store.write():
         assert shapes.spawn_built(g.id, "s2", g.epoch, b.id, child_doc, 0, g.id, 0, 2.0) \
             is None
