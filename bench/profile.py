@@ -58,29 +58,33 @@ def by_thread(collapsed: Path, n: int = 8) -> list[tuple[str, float, list[tuple[
     return result
 
 
-PG_COUNTS = ("xact_commit", "tup_returned", "tup_fetched", "tup_inserted", "tup_updated",
-             "tup_deleted")
+# the server's counters bench.profile reads per task: (view, the column naming a row or None
+# for the database's own row, {column: the figure's name})
+PG_COUNTERS = (
+    ("pg_stat_database", None, {c: c for c in ("xact_commit", "tup_returned", "tup_fetched",
+                                               "tup_inserted", "tup_updated", "tup_deleted")}),
+    ("pg_stat_user_tables", "relname", {
+        "seq_scan": "seq_scan", "seq_tup_read": "seq_tup_read", "idx_scan": "idx_scan",
+        "idx_tup_fetch": "idx_tup_fetch", "n_tup_ins": "ins", "n_tup_upd": "upd"}),
+    ("pg_stat_user_indexes", "indexrelname", {
+        "idx_scan": "scan", "idx_tup_read": "read", "idx_tup_fetch": "fetch"}),
+)
 
 
 def _pg_counts(inst: Installation) -> dict[str, int]:
-    """The installation's database's transaction and row counters (PostgreSQL only)."""
+    """The installation's database's transaction, row and index counters (PostgreSQL only),
+    as ``figure`` (the database's) or ``table.figure`` / ``index.figure``."""
     if not inst.pg_name:
         return {}
-    row = inst.db(lambda: inst.store().db.execute_sql(
-        f"SELECT {', '.join(PG_COUNTS)} FROM pg_stat_database WHERE datname = %s",
-        (inst.pg_name,)).fetchone())
-    counts = dict(zip(PG_COUNTS, row))
-    for name, *figures in inst.db(lambda: inst.store().db.execute_sql(
-            "SELECT relname, seq_scan, seq_tup_read, idx_scan, idx_tup_fetch, n_tup_ins,"
-            " n_tup_upd FROM pg_stat_user_tables").fetchall()):
-        for what, figure in zip(("seq_scan", "seq_tup_read", "idx_scan", "idx_tup_fetch",
-                                 "ins", "upd"), figures):
-            counts[f"{name}.{what}"] = figure or 0
-    for name, *figures in inst.db(lambda: inst.store().db.execute_sql(
-            "SELECT indexrelname, idx_scan, idx_tup_read, idx_tup_fetch"
-            " FROM pg_stat_user_indexes").fetchall()):
-        for what, figure in zip(("scan", "read", "fetch"), figures):
-            counts[f"{name}.{what}"] = figure or 0
+    counts: dict[str, int] = {}
+    for view, key, columns in PG_COUNTERS:
+        where = "WHERE datname = %s" if key is None else ""
+        sql = f"SELECT {key or 'NULL'}, {', '.join(columns)} FROM {view} {where}"
+        rows = inst.db(lambda sql=sql, where=where: inst.store().db.execute_sql(
+            sql, (inst.pg_name,) if where else ()).fetchall())
+        for name, *figures in rows:
+            for figure, value in zip(columns.values(), figures):
+                counts[figure if name is None else f"{name}.{figure}"] = value or 0
     return counts
 
 
