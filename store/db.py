@@ -458,6 +458,9 @@ class AsyncStore:
                         results.append((jobs[0][3], fn(*jobs[0][2]), None))
                         continue
                     values = fn.many([job[2] for job in jobs])
+                    if len(values) != len(jobs):     # (then redone one by one, below)
+                        raise RuntimeError(f"{fn.__name__}.many gave {len(values)} results "
+                                           f"for {len(jobs)} calls")
                     results.extend((job[3], value, None) for job, value in zip(jobs, values))
         except _TRANSIENT:
             raise
