@@ -79,11 +79,13 @@ class SchedulerDaemon(Watchdog, Dispatcher, GraphLife):
         await self.broker.connect_retrying()
         for name in (self.names.graphs, self.names.dead):
             await self.broker.declare(name)
+        # its inbox exists before it is listed (its heartbeat): what is sent to a listed
+        # scheduler waits for it, never goes unrouted
+        inbox_channel = await self.broker.new_channel(prefetch=1000)
+        inbox = await self.broker.declare(self.names.scheduler(self.id), inbox_channel)
         now = self.clock()
         await self.db.write(liveness.heartbeat_scheduler, self.id, os.getpid(), 0)
         await self._refresh_pools(now)
-        inbox_channel = await self.broker.new_channel(prefetch=1000)
-        inbox = await self.broker.declare(self.names.scheduler(self.id), inbox_channel)
         await inbox.bind(self.names.events, routing_key="pool.changed")
         await inbox.bind(self.names.events, routing_key="daemon.started")
         self._consumers.append((inbox, await inbox.consume(self._on_inbox)))

@@ -85,15 +85,18 @@ class WorkerDaemon:
         await self.db.read(migrate, self.store)
         await self.broker.connect_retrying()
         await self.broker.declare(self.names.dead)
-        await self.db.write(liveness.heartbeat_worker, self.id, os.getpid(), self.slots,
-                            list(self.pools), [])
+        # its queues exist before it is listed (its heartbeat): what is sent to a listed
+        # worker waits for it, never goes unrouted; it consumes once it is listed
         channel = await self.broker.new_channel()
         await channel.set_qos(prefetch_count=self.slots, global_=len(self.pools) > 1)
-        for pool in self.pools:
-            queue = await self.broker.declare(self.names.tasks(pool), channel)
-            self._consumers.append((queue, await queue.consume(self._on_task)))
+        task_queues = [await self.broker.declare(self.names.tasks(pool), channel)
+                       for pool in self.pools]
         control_channel = await self.broker.new_channel(prefetch=10)
         control = await self.broker.declare(self.names.worker(self.id), control_channel)
+        await self.db.write(liveness.heartbeat_worker, self.id, os.getpid(), self.slots,
+                            list(self.pools), [])
+        for queue in task_queues:
+            self._consumers.append((queue, await queue.consume(self._on_task)))
         self._consumers.append((control, await control.consume(self._on_control)))
         await self.broker.emit(event("daemon.started", data={
             "kind": "worker", "id": self.id, "pid": os.getpid(), "slots": self.slots,

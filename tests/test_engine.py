@@ -304,6 +304,29 @@ async def _publish_raw(env: dict[str, str], queue: str, body: bytes) -> None:
         await conn.close()
 
 
+def test_a_listed_daemon_already_has_its_queues(cluster: Cluster) -> None:
+    """A daemon is listed (its first heartbeat) only once its inbox and task queues exist:
+    what a client sends it from then on waits for it instead of going unrouted (a message to
+    a queue that does not exist yet is dropped by the broker). The rows are watched closely
+    (every few milliseconds) so that a daemon listed before it declared is caught."""
+    from tests.test_reliability import queue_depth
+    from wgops.store.models import Scheduler, Worker
+
+    ns = cluster.env["WGOPS_NAMESPACE"]
+    for kind, start, model in (("scheduler", cluster.scheduler, Scheduler),
+                               ("worker", lambda: cluster.worker(slots=1), Worker)):
+        proc = start()
+
+        def listed(model: type = model, pid: int = proc.pid) -> str | None:
+            row = cluster.db(lambda: model.get_or_none(model.pid == pid))
+            return row.id if row else None
+        did = wait_for(listed, 30, 0.002, f"the {kind} to be listed")
+        queues = [f"{ns}.scheduler.{did}"] if kind == "scheduler" else \
+            [f"{ns}.worker.{did}", f"{ns}.tasks.default"]
+        assert [q for q in queues if queue_depth(cluster.env, q) is None] == [], \
+            f"{kind} {did} listed before its queues existed"
+
+
 @pytest.mark.parametrize("body", [b"not json", b"[1,2]", b'{"type":"run","v":99}',
                                   b'{"type":"run","v":1,"task":"x"}', b'{"type":"nope","v":1}',
                                   b"x" * 5_000_001],
