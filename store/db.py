@@ -299,6 +299,11 @@ class AsyncStore:
     A write function may run more than once (after a transient error, or when another
     write of its batch fails and the batch is redone with savepoints): it must act on the
     database only.
+
+    A write function may have a ``many`` form (``fn.many = fn_many``: a list of argument
+    tuples in, the list of their results out): the calls of one batch are then handed to it
+    together, where statements are round trips one statement for all (``execution.start``,
+    ``execution.finish``). If the batch fails, each call is redone alone, without it.
     """
 
     def __init__(self, store: Store, max_batch: int = 256):
