@@ -181,10 +181,12 @@ def _built() -> Any:
     return Task.update(result=param("document"), worker=None, detached=None).where(_ATTEMPT)
 
 
-def _built_and_log() -> Any:
-    """``_BUILT``, its event-log row and the owner read as one statement (as
-    ``_finish_and_log``)."""
-    done = _built().returning(Task.graph).cte("done")
+def _logged_with_owner(update: Any) -> Any:
+    """A worker's compare-and-set ``update`` of one task, its event-log row (parameters
+    ``ts``, ``id``, ``kind``, ``worker``) and the read of its graph's owner, as one statement
+    (on PostgreSQL each statement is a round trip to the server). No row: the update changed
+    nothing."""
+    done = update.returning(Task.graph).cte("done")
     logged = LogEntry.insert_from(
         peewee.Select((done,), [param("ts"), done.c.graph_id, param("id"), param("kind"),
                                 param("worker")]),
@@ -194,7 +196,7 @@ def _built_and_log() -> Any:
 
 
 _BUILT = Statement(_built)
-_BUILT_AND_LOG = Statement(_built_and_log)
+_BUILT_AND_LOG = Statement(lambda: _logged_with_owner(_built()))
 
 
 def abandon(task_id: int, attempts: int, worker: str) -> bool:
@@ -205,20 +207,10 @@ def abandon(task_id: int, attempts: int, worker: str) -> bool:
         TASK_WORKER == worker).execute())
 
 
-def _finish_and_log() -> Any:
-    """``_FINISH``, its event-log row and the owner read, as one statement (on PostgreSQL each
-    statement is a round trip to the server, and this is the worker's hottest write)."""
-    done = Task.update(state=param("state"), error=param("error"), finished=param("now"),
-                       result=param("result")).where(_ATTEMPT).returning(Task.graph).cte("done")
-    logged = LogEntry.insert_from(
-        peewee.Select((done,), [param("ts"), done.c.graph_id, param("id"), param("kind"),
-                                param("worker")]),
-        [LogEntry.ts, LogEntry.graph, LogEntry.task, LogEntry.kind, LogEntry.actor]).cte("logged")
-    return Graph.select(Graph.scheduler).join(done, on=(Graph.id == done.c.graph_id)).with_cte(
-        done, logged)
-
-
-_FINISH_AND_LOG = Statement(_finish_and_log)
+# ``_FINISH`` with its event-log row and owner read (the worker's hottest write)
+_FINISH_AND_LOG = Statement(lambda: _logged_with_owner(Task.update(
+    state=param("state"), error=param("error"), finished=param("now"),
+    result=param("result")).where(_ATTEMPT)))
 
 
 def _finish_in_one_trip(task_id: int, attempts: int, worker: str, state: str,

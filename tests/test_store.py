@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import random
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.test_query_plans import Recorder
 from wgops.store import control
 from wgops.store.db import Store
 from wgops.store.document import normalise
@@ -526,25 +525,6 @@ def _start_cases(ids: dict[str, int]) -> list[tuple]:
             (10 ** 9, 0, "w1", False, 3, 30.0, now)]            # no such task
 
 
-@contextlib.contextmanager
-def statements(store: Store) -> Iterator[list[str]]:
-    """The hot statements (``Statement``) run inside the block, as written."""
-    sent: list[str] = []
-    db = store.db
-    name = "execute_prepared" if hasattr(db, "execute_prepared") else "execute_sql"
-    original = getattr(db, name)
-
-    def recording(sql: str, params: Any = None) -> Any:
-        sent.append(sql)
-        return original(sql, params)
-
-    setattr(db, name, recording)
-    try:
-        yield sent
-    finally:
-        delattr(db, name)
-
-
 def test_start_many_is_start_for_each(store: Store) -> None:
     """Starting a batch in one statement gives what starting each in turn gives: the same
     verdicts and the same rows (on PostgreSQL, one UPDATE ... FROM (VALUES ...))."""
@@ -554,10 +534,11 @@ def test_start_many_is_start_for_each(store: Store) -> None:
     _, many = _wide_run(store, 7)
     with store.write():
         singly = [execution.start(*call) for call in _start_cases(one)]
-    with store.write(), statements(store) as sent:
+    with store.write(), Recorder(store) as rec:
         together = execution.start_many(_start_cases(many))
     # where statements are round trips, the common case of all of them is one statement
-    assert sum("FROM (VALUES" in sql for sql in sent) == (1 if store.caps.writable_cte else 0)
+    assert sum("FROM (VALUES" in sql for sql, _ in rec.statements) == \
+        (1 if store.caps.writable_cte else 0)
     assert [v for v, _ in singly] == ["run", "run", "drop", "run", "wait", "run",
                                       "quarantined", "run", "drop"]
     assert [v for v, _ in together] == [v for v, _ in singly]
@@ -588,9 +569,10 @@ def test_finish_many_is_finish_for_each(store: Store) -> None:
     g2, many = _wide_run(store, 6)
     with store.write():
         singly = [execution.finish(*call) for call in cases(g1, one)]
-    with store.write(), statements(store) as sent:
+    with store.write(), Recorder(store) as rec:
         together = execution.finish_many(cases(g2, many))
-    assert sum("FROM (VALUES" in sql for sql in sent) == (1 if store.caps.writable_cte else 0)
+    assert sum("FROM (VALUES" in sql for sql, _ in rec.statements) == \
+        (1 if store.caps.writable_cte else 0)
     assert singly == ["s1", "s1", False, False, "s1", False, "s1"]
     assert together == singly
     assert _rows(many) == _rows(one)
