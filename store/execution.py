@@ -13,7 +13,7 @@ from typing import Any
 
 import peewee
 
-from wgops.store.db import Statement, capabilities, param
+from wgops.store.db import Statement, capabilities, lead_alone, param
 from wgops.store.deadletters import record_dead_letter
 from wgops.store.eventlog import log_event
 from wgops.store.liveness import worker_alive
@@ -48,6 +48,7 @@ def _stored(task_id: int) -> StartedTask:
     return _started(row)
 
 
+@lead_alone
 def start(task_id: int, attempt: int, worker: str, redelivered: bool, max_lost: int,
           stale_after: float, now: float) -> tuple[str, Any]:
     """Begin attempt ``attempt + 1``. Returns one of:
@@ -143,6 +144,7 @@ _GRAPH_OWNER = Statement(lambda: Graph.select(Graph.id, Graph.scheduler).join(
     Task, on=(Task.graph == Graph.id)).where(Task.id == param("id")))
 
 
+@lead_alone
 def finish(task_id: int, attempts: int, worker: str, state: str, result: str | None,
            error: dict | None, not_before: float | None, now: float) -> str | None | bool:
     """Commit the outcome of an attempt; returns the graph's current owner (None if unowned)
@@ -154,12 +156,16 @@ def finish(task_id: int, attempts: int, worker: str, state: str, result: str | N
                              error=None if error is None else dumps(error), result=result,
                              not_before=not_before, now=now).rowcount:
         return False
-    graph_id, owner = _GRAPH_OWNER.execute(id=task_id).fetchone()
+    row = _GRAPH_OWNER.execute(id=task_id).fetchone()
+    if row is None:          # (lead alone: the graph was deleted since the update committed)
+        return None
+    graph_id, owner = row
     if state in ("finished", "failed"):
         log_event(f"task.{state}", graph_id, task_id, actor=worker)
     return owner
 
 
+@lead_alone
 def built(task_id: int, attempts: int, worker: str, document: str,
           now: float) -> str | None | bool:
     """A build task's builder returned ``document`` (JSON text): kept as the task's result

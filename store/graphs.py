@@ -9,7 +9,7 @@ from typing import Any
 import peewee
 from peewee import fn
 
-from wgops.store.db import Statement, param
+from wgops.store.db import Statement, capabilities, param
 from wgops.store.errors import NotFound
 from wgops.store.models import GRAPH_TERMINAL, TASK_TERMINAL, Graph, Pool, Task, dumps, loads
 
@@ -21,13 +21,24 @@ def create_graph(doc: dict[str, Any], *, priority: int | None = None,
     """Insert a graph and its tasks (call inside a write transaction)."""
     now = time.time()
     merged_inputs = {**doc.get("inputs", {}), **(inputs or {})}
-    graph = Graph.create(
+    fields = dict(
         name=doc["name"], state=state,
         priority=doc.get("priority", 0) if priority is None else priority,
-        scheduler=owner, parent_task=parent_task, root=root, depth=depth,
+        scheduler=owner, parent_task=parent_task, depth=depth,
         source=doc.get("source"), document=dumps(doc), inputs=dumps(merged_inputs),
         created=now, started=now if state == "running" else None)
-    if root is None:
+    if root is not None:
+        graph = Graph.create(root=root, **fields)
+    elif capabilities().id_sequence:
+        # a top-level graph is its own root: its id drawn in the insert that writes it (an
+        # update after the insert would leave a dead copy of the row, document and all)
+        drawn = peewee.Select(columns=[fn.nextval(fn.pg_get_serial_sequence(
+            Graph._meta.table_name, "id")).alias("id")]).cte("drawn")
+        new_id = peewee.Select((drawn,), [drawn.c.id])
+        graph_id = Graph.insert(id=new_id, root=new_id, **fields).with_cte(drawn).execute()
+        graph = Graph(id=graph_id, root=graph_id, **fields)
+    else:
+        graph = Graph.create(**fields)
         graph.root = graph.id
         Graph.update(root=graph.id).where(Graph.id == graph.id).execute()
     rows = []

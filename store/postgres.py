@@ -14,6 +14,14 @@ server cannot prepare (a parameter whose type it cannot infer) is remembered and
 is. Behind a pooler that hands one client's statements to several server connections
 (PgBouncer in transaction mode), prepared statements do not survive: a URL with
 ``?prepare=off`` turns them off.
+
+A write that is usually one statement — a worker's start, its outcome — still pays a second
+round trip for its ``COMMIT``. :meth:`PostgresDatabase.lead_alone` sends such a
+transaction's first statement without the ``BEGIN``: the connection is in autocommit mode
+(peewee keeps it so and sends ``BEGIN`` itself), so the statement commits as it runs, and
+the ``BEGIN`` goes in front of the second statement, if one follows. It is for a write whose
+first statement, whenever another follows it, changed nothing (a compare-and-set that did
+not apply, a read): see :func:`wgops.store.db.lead_alone`.
 """
 
 from __future__ import annotations
@@ -84,6 +92,7 @@ class PostgresDatabase(peewee.PostgresqlDatabase):
         if name is None:
             name = self._names.setdefault(sql, f"wgops_{next(self._serial)}")
         prepare = f"PREPARE {name} AS {text}"
+        self._state.lead_alone = False      # (a first use is prepared inside the transaction)
         inside = self.in_transaction()
         if inside:
             prepare = (f"SAVEPOINT {_PREPARE_SAVEPOINT}; {prepare}; "
@@ -100,6 +109,13 @@ class PostgresDatabase(peewee.PostgresqlDatabase):
             return None
         return arity
 
+    def lead_alone(self) -> None:
+        """The transaction just begun sends its first statement on its own, committed as it
+        runs (one round trip: no ``BEGIN``, no ``COMMIT``); a second statement opens the
+        transaction. A no-op outside a transaction or once a statement was sent in it."""
+        if getattr(self._state, "pending_begin", None) is not None:
+            self._state.lead_alone = True
+
     def begin(self, isolation_level: Any = None) -> None:
         if isolation_level is None:
             isolation_level = self._isolation_level
@@ -111,6 +127,7 @@ class PostgresDatabase(peewee.PostgresqlDatabase):
             self.connect()
         # held per thread, with the connection it belongs to: sent by the next statement
         self._state.pending_begin = (self._state.conn, statement)
+        self._state.lead_alone = False
 
     def _take_begin(self) -> str | None:
         """The BEGIN still to send on this thread's connection, now taken (None: none)."""
@@ -128,16 +145,23 @@ class PostgresDatabase(peewee.PostgresqlDatabase):
     def execute_sql(self, sql: str, params: Any = None) -> Any:
         begin = self._take_begin()
         if begin is not None:
-            sql = f"{begin}; {sql}"
+            if getattr(self._state, "lead_alone", False):
+                # sent alone (autocommit): the BEGIN waits for the next statement
+                self._state.lead_alone = False
+                self._state.pending_begin = (self._state.conn, begin)
+            else:
+                sql = f"{begin}; {sql}"
         return super().execute_sql(sql, params)
 
     def commit(self) -> None:
+        self._state.lead_alone = False
         if getattr(self._state, "pending_begin", None) is not None:
             self._state.pending_begin = None       # nothing was sent: nothing to commit
             return
         super().commit()
 
     def rollback(self) -> None:
+        self._state.lead_alone = False
         if getattr(self._state, "pending_begin", None) is not None:
             self._state.pending_begin = None
             return
@@ -145,5 +169,6 @@ class PostgresDatabase(peewee.PostgresqlDatabase):
 
     def close(self) -> bool:
         self._state.pending_begin = None
+        self._state.lead_alone = False
         self._state.prepared = None          # a server's prepared statements die with it
         return super().close()

@@ -1,9 +1,13 @@
 """The scheduler's writes, each fenced by the graph's owner and epoch.
 
-Every write first "touches" the graph row on (owner, epoch) — a no-op update that both checks
-ownership and, on PostgreSQL, locks the row until commit — so a scheduler that lost the graph
-(reassigned, killed, adopted by another) changes nothing. Each runs inside the caller's write
-transaction.
+Every write first checks the graph row on (owner, epoch) and locks it until commit — so a
+scheduler that lost the graph (reassigned, killed, adopted by another) changes nothing. On
+PostgreSQL the lock is ``SELECT ... FOR NO KEY UPDATE``, the lock an update of the row takes
+(every change of owner is one, so it waits for the fence's commit, and a fence waiting for it
+re-reads the row it changed), without the new version of the row a no-op update writes: a
+graph row carries its document, and a version per dispatch filled the table with dead ones
+that every scan of it read. On SQLite, whose write transactions exclude each other, the fence
+is a no-op update. Each runs inside the caller's write transaction.
 """
 
 from __future__ import annotations
@@ -29,17 +33,25 @@ from wgops.store.models import (
     loads,
 )
 
-_FENCES: dict[tuple[str, ...], Statement] = {}
+_FENCES: dict[tuple[tuple[str, ...], str | None], Statement] = {}
 
 
 def fence(graph_id: int, owner: str, epoch: int, states: tuple[str, ...] = ("running",)) -> bool:
-    states = tuple(states)
-    statement = _FENCES.get(states)
+    """Is the graph still ``owner``'s at ``epoch`` (in one of ``states``)? If so its row is
+    locked until the transaction ends."""
+    lock = capabilities().row_lock
+    key = (tuple(states), lock)
+    statement = _FENCES.get(key)
     if statement is None:
-        statement = _FENCES[states] = Statement(lambda: Graph.update(epoch=Graph.epoch).where(
-            Graph.id == param("id"), GRAPH_OWNER == param("owner"),
-            Graph.epoch == param("epoch"), GRAPH_STATE.in_(states)))
-    return bool(statement.execute(id=graph_id, owner=owner, epoch=epoch).rowcount)
+        def build() -> Any:
+            where = (Graph.id == param("id"), GRAPH_OWNER == param("owner"),
+                     Graph.epoch == param("epoch"), GRAPH_STATE.in_(key[0]))
+            if lock:
+                return Graph.select(Graph.id).where(*where).for_update(lock)
+            return Graph.update(epoch=Graph.epoch).where(*where)
+        statement = _FENCES[key] = Statement(build)
+    cursor = statement.execute(id=graph_id, owner=owner, epoch=epoch)
+    return cursor.fetchone() is not None if lock else bool(cursor.rowcount)
 
 
 def _lock_pool() -> Any:
@@ -48,13 +60,21 @@ def _lock_pool() -> Any:
 
 _LOCK_POOL = Statement(_lock_pool)
 _POOL_CAP = Statement(lambda: Pool.select(Pool.max_running).where(Pool.name == param("pool")))
-# lock and read in one statement where the database returns rows from an update
+# lock and read in one statement: a locking read, or an update that returns rows
 _LOCK_POOL_CAP = Statement(lambda: _lock_pool().returning(Pool.max_running))
+_POOL_CAP_LOCKED: dict[str, Statement] = {}
 
 
 def pool_room(pool: str) -> tuple[int | None, int]:
     """(cap, active) of a pool, the pool row locked for the rest of the transaction."""
-    if capabilities().returning:
+    lock = capabilities().row_lock
+    if lock:
+        statement = _POOL_CAP_LOCKED.get(lock)
+        if statement is None:
+            statement = _POOL_CAP_LOCKED[lock] = Statement(lambda: Pool.select(
+                Pool.max_running).where(Pool.name == param("pool")).for_update(lock))
+        row = statement.execute(pool=pool).fetchone()
+    elif capabilities().returning:
         row = _LOCK_POOL_CAP.execute(pool=pool).fetchone()
     else:
         _LOCK_POOL.execute(pool=pool)

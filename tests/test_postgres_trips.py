@@ -4,6 +4,7 @@ transaction means. Every statement sent is seen through a counting cursor."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 
 import peewee
@@ -218,3 +219,107 @@ def test_the_stores_hot_statements_are_prepared(pg_url: str) -> None:
         assert any('UPDATE "task"' in s for s in prepared(store.db))  # type: ignore[arg-type]
     finally:
         store.close()
+
+
+# -- a write whose first statement stands alone (PostgresDatabase.lead_alone) ------------------
+
+
+def test_a_lead_alone_statement_commits_as_it_runs(db: PostgresDatabase, pg_url: str) -> None:
+    """One round trip: no BEGIN, no COMMIT; another connection sees it inside the block."""
+    with db.atomic():
+        db.lead_alone()
+        db.execute_sql(UPDATE, (1, 1))
+        assert value(pg_url) == 1
+    assert SENT == [UPDATE]
+
+
+def test_a_second_statement_opens_the_transaction(db: PostgresDatabase, pg_url: str) -> None:
+    """What follows the lead statement is a transaction of its own: a failure rolls it back
+    and leaves the lead statement's change (which the function promised was nothing, or
+    final)."""
+    with pytest.raises(RuntimeError), db.atomic():
+        db.lead_alone()
+        db.execute_sql(UPDATE, (1, 1))
+        db.execute_sql(UPDATE, (1, 2))
+        assert value(pg_url, 2) == 0, "the second statement ran outside a transaction"
+        raise RuntimeError("undo the rest")
+    assert SENT == [UPDATE, f"BEGIN; {UPDATE}", "ROLLBACK"]
+    assert (value(pg_url, 1), value(pg_url, 2)) == (1, 0)
+    SENT.clear()
+    with db.atomic():
+        db.lead_alone()
+        db.execute_sql(UPDATE, (1, 1))
+        db.execute_sql(UPDATE, (1, 2))
+    assert SENT == [UPDATE, f"BEGIN; {UPDATE}", "COMMIT"]
+    assert (value(pg_url, 1), value(pg_url, 2)) == (2, 1)
+
+
+def test_an_unused_lead_alone_leaks_into_nothing_after(db: PostgresDatabase,
+                                                       pg_url: str) -> None:
+    with db.atomic():
+        db.lead_alone()
+    with pytest.raises(RuntimeError), db.atomic():
+        db.lead_alone()
+        raise RuntimeError("nothing ran")
+    db.lead_alone()                      # outside a transaction: nothing to change
+    with db.atomic():
+        db.execute_sql(UPDATE, (5, 1))
+        assert value(pg_url) == 0
+    assert SENT == [f"BEGIN; {UPDATE}", "COMMIT"]
+
+
+def test_a_first_use_is_prepared_inside_the_transaction(db: PostgresDatabase,
+                                                        pg_url: str) -> None:
+    """``SAVEPOINT`` (around a first ``PREPARE``) needs a transaction: the lead statement of
+    a statement not yet prepared goes in one, as it did before."""
+    for _ in range(2):
+        with db.atomic():
+            db.lead_alone()
+            db.execute_prepared(UPDATE, [1, 1])
+    assert SENT[0].startswith("BEGIN; SAVEPOINT wgops_prepare; PREPARE wgops_0")
+    assert SENT[-1] == "EXECUTE wgops_0(%s, %s)" and "COMMIT" in SENT
+    assert value(pg_url) == 2
+
+
+async def test_the_database_thread_leads_alone_only_with_a_lone_marked_write(
+        db: PostgresDatabase, pg_url: str) -> None:
+    """Through the AsyncStore: a marked write alone in its batch is one round trip; an
+    unmarked one, or a batch of two, keeps its transaction."""
+    import threading
+
+    from wgops.store.db import AsyncStore, lead_alone
+
+    store = Store.of(pg_url)
+    store.db.connect_params["cursor_factory"] = CountingCursor
+    returning = UPDATE + " RETURNING v"
+
+    @lead_alone
+    def bump(row: int) -> int:
+        return int(store.db.execute_prepared(returning, [1, row]).fetchone()[0])
+
+    def plain(row: int) -> int:
+        return int(store.db.execute_prepared(returning, [1, row]).fetchone()[0])
+
+    gate = threading.Event()
+    astore = AsyncStore(store)
+    astore.start()
+    try:
+        await astore.write(bump, 1)                      # prepared (inside a transaction)
+        SENT.clear()
+        assert await astore.write(bump, 1) == 2
+        assert SENT == ["EXECUTE wgops_0(%s, %s)"]
+        SENT.clear()
+        assert await astore.write(plain, 1) == 3
+        assert SENT == ["BEGIN; EXECUTE wgops_0(%s, %s)", "COMMIT"]
+        held = astore.write(gate.wait, 10)               # the thread busy: the next two wait
+        await asyncio.sleep(0.05)
+        pair = [astore.queue_write(bump, 1), astore.queue_write(bump, 2)]
+        SENT.clear()
+        gate.set()
+        await held
+        assert await asyncio.gather(*pair) == [4, 1]
+        assert SENT == ["BEGIN; EXECUTE wgops_0(%s, %s)", "EXECUTE wgops_0(%s, %s)", "COMMIT"]
+    finally:
+        gate.set()
+        await astore.stop()
+        store.db.connect_params.pop("cursor_factory", None)

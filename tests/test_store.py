@@ -675,12 +675,18 @@ async def test_async_store_hands_a_batch_of_calls_to_their_many_form(db_url: str
 
 @pytest.fixture(params=["returning", "statement per row"])
 def caps(request: pytest.FixtureRequest, store: Store, monkeypatch: pytest.MonkeyPatch) -> str:
-    """Runs a test with the database's own capabilities and again without ``returning``
-    (the path of an SQLite older than 3.35)."""
+    """Runs a test with the database's own capabilities and again without ``returning`` and
+    locking reads (the path of an SQLite older than 3.35; on PostgreSQL, the fence and the
+    pool lock as no-op updates)."""
     import dataclasses
 
+    from wgops.store import db
+
     if request.param == "statement per row":
-        monkeypatch.setattr(store, "caps", dataclasses.replace(store.caps, returning=False))
+        older = dataclasses.replace(store.caps, returning=False, row_lock=None)
+        monkeypatch.setattr(store, "caps", older)
+        # what the store's functions read (``capabilities()``)
+        monkeypatch.setitem(db._CAPS, id(store.db), older)
     return str(request.param)
 
 
@@ -805,6 +811,84 @@ def test_a_graph_is_never_completed_while_one_of_its_tasks_is_open(store: Store,
     with store.write():
         assert scheduling.complete_graph(g.id, "s1", g.epoch, "failed", None, None, 6.0)
     assert Graph.get_by_id(g.id).state == "failed"
+
+
+def _updates_in_this_transaction(table: str) -> int:
+    """PostgreSQL: the rows of ``table`` this transaction updated (new versions written)."""
+    from wgops.store.db import database
+
+    row = database.obj.execute_sql(
+        "SELECT n_tup_upd FROM pg_stat_xact_user_tables WHERE relname = %s", (table,)
+    ).fetchone()
+    return int(row[0]) if row else 0
+
+
+def test_a_fence_holds_the_graph_until_its_transaction_ends(store: Store, db_url: str) -> None:
+    """While a scheduler's write is open after its fence, another connection's change of
+    owner waits; once it commits, the first scheduler's next fence finds the graph lost. On
+    PostgreSQL the fence and the pool lock write no new version of their rows (a graph row
+    carries its whole document), and a top-level graph is inserted with its root in one row
+    version."""
+    import threading
+
+    from wgops.store import scheduling
+
+    with store.write():
+        g = create_graph(DOC, owner="s1", state="running")
+        if store.caps.row_lock:
+            assert _updates_in_this_transaction("graph") == 0
+    assert g.root == g.id == Graph.get_by_id(g.id).root
+    changed = threading.Event()
+
+    def reassign() -> None:
+        other = Store(db_url).connect()
+        with other.write():
+            Graph.update(scheduler="s2", epoch=Graph.epoch + 1).where(Graph.id == g.id).execute()
+        changed.set()
+
+    thread = threading.Thread(target=reassign)
+    try:
+        with store.write():
+            assert scheduling.fence(g.id, "s1", g.epoch)
+            assert scheduling.pool_room("default") == (None, 0)
+            if store.caps.row_lock:
+                assert _updates_in_this_transaction("graph") == 0
+                assert _updates_in_this_transaction("pool") == 0
+            thread.start()
+            assert not changed.wait(0.5), "the owner changed under an open fence"
+    finally:
+        thread.join(20)
+    assert changed.is_set()
+    with store.write():
+        assert not scheduling.fence(g.id, "s1", g.epoch)
+        assert scheduling.fence(g.id, "s2", g.epoch + 1)
+
+
+def test_a_fence_waiting_for_a_change_of_owner_sees_it(store: Store, db_url: str) -> None:
+    import threading
+
+    from wgops.store import scheduling
+
+    g = submit(store, owner="s1", state="running")
+    holding, release = threading.Event(), threading.Event()
+
+    def reassign() -> None:
+        other = Store(db_url).connect()
+        with other.write():
+            Graph.update(scheduler="s2", epoch=Graph.epoch + 1).where(Graph.id == g.id).execute()
+            holding.set()
+            release.wait(20)
+
+    thread = threading.Thread(target=reassign)
+    thread.start()
+    try:
+        assert holding.wait(10)
+        threading.Timer(0.3, release.set).start()
+        with store.write():
+            assert not scheduling.fence(g.id, "s1", g.epoch)
+    finally:
+        release.set()
+        thread.join(20)
 
 
 def test_claim_and_load_in_one_transaction(store: Store) -> None:
