@@ -92,7 +92,7 @@ class PostgresDatabase(peewee.PostgresqlDatabase):
         if name is None:
             name = self._names.setdefault(sql, f"wgops_{next(self._serial)}")
         prepare = f"PREPARE {name} AS {text}"
-        self._state.lead_alone = False      # (a first use is prepared inside the transaction)
+        self._lead(False)            # (a first use is prepared inside the transaction)
         inside = self.in_transaction()
         if inside:
             prepare = (f"SAVEPOINT {_PREPARE_SAVEPOINT}; {prepare}; "
@@ -113,8 +113,12 @@ class PostgresDatabase(peewee.PostgresqlDatabase):
         """The transaction just begun sends its first statement on its own, committed as it
         runs (one round trip: no ``BEGIN``, no ``COMMIT``); a second statement opens the
         transaction. A no-op outside a transaction or once a statement was sent in it."""
-        if getattr(self._state, "pending_begin", None) is not None:
-            self._state.lead_alone = True
+        self._lead(True)
+
+    def _lead(self, alone: bool) -> None:
+        pending = getattr(self._state, "pending_begin", None)
+        if pending is not None:
+            self._state.pending_begin = (*pending[:2], alone)
 
     def begin(self, isolation_level: Any = None) -> None:
         if isolation_level is None:
@@ -126,42 +130,41 @@ class PostgresDatabase(peewee.PostgresqlDatabase):
         if self.is_closed():
             self.connect()
         # held per thread, with the connection it belongs to: sent by the next statement
-        self._state.pending_begin = (self._state.conn, statement)
-        self._state.lead_alone = False
+        # (or the one after it, when the first leads alone)
+        self._state.pending_begin = (self._state.conn, statement, False)
 
-    def _take_begin(self) -> str | None:
-        """The BEGIN still to send on this thread's connection, now taken (None: none)."""
+    def _take_begin(self) -> tuple[str, bool] | None:
+        """The BEGIN still to send on this thread's connection and whether the next
+        statement goes without it, now taken (None: none)."""
         pending = getattr(self._state, "pending_begin", None)
         if pending is None:
             return None
         self._state.pending_begin = None
-        conn, statement = pending
+        conn, statement, alone = pending
         if conn is not self._state.conn:
             # the connection was replaced inside the transaction: its statements must not
             # run outside one on the new connection
             raise peewee.InterfaceError("the database connection changed inside a transaction")
-        return statement
+        return statement, alone
 
     def execute_sql(self, sql: str, params: Any = None) -> Any:
-        begin = self._take_begin()
-        if begin is not None:
-            if getattr(self._state, "lead_alone", False):
+        pending = self._take_begin()
+        if pending is not None:
+            begin, alone = pending
+            if alone:
                 # sent alone (autocommit): the BEGIN waits for the next statement
-                self._state.lead_alone = False
-                self._state.pending_begin = (self._state.conn, begin)
+                self._state.pending_begin = (self._state.conn, begin, False)
             else:
                 sql = f"{begin}; {sql}"
         return super().execute_sql(sql, params)
 
     def commit(self) -> None:
-        self._state.lead_alone = False
         if getattr(self._state, "pending_begin", None) is not None:
             self._state.pending_begin = None       # nothing was sent: nothing to commit
             return
         super().commit()
 
     def rollback(self) -> None:
-        self._state.lead_alone = False
         if getattr(self._state, "pending_begin", None) is not None:
             self._state.pending_begin = None
             return
@@ -169,6 +172,5 @@ class PostgresDatabase(peewee.PostgresqlDatabase):
 
     def close(self) -> bool:
         self._state.pending_begin = None
-        self._state.lead_alone = False
         self._state.prepared = None          # a server's prepared statements die with it
         return super().close()
