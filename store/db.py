@@ -99,11 +99,14 @@ class Capabilities:
     #                              but without writing a new version of it (PostgreSQL: a
     #                              new version of a wide row, and an entry in every index
     #                              when the page is full; SQLite's writers lock the file)
+    drop_column: bool = True     # ALTER TABLE ... DROP COLUMN (SQLite >= 3.35; else a table
+    #                              would be rebuilt, and dropping a parent table cascades)
 
 
 SQLITE = Capabilities("sqlite", "IMMEDIATE", False, False,
                       sqlite3.sqlite_version_info >= (3, 35, 0), "EXCLUSIVE", False,
-                      "((julianday('now') - 2440587.5) * 86400.0)", local_reads=True)
+                      "((julianday('now') - 2440587.5) * 86400.0)", local_reads=True,
+                      drop_column=sqlite3.sqlite_version_info >= (3, 35, 0))
 POSTGRES = Capabilities("postgresql", None, True, True, True, None, True,
                         "CAST(EXTRACT(EPOCH FROM clock_timestamp()) AS DOUBLE PRECISION)",
                         vacuum=True, id_sequence=True, row_lock="FOR NO KEY UPDATE")

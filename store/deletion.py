@@ -31,6 +31,7 @@ from wgops.store.models import (
     GRAPH_DELETING,
     GRAPH_TERMINAL,
     Graph,
+    GraphDocument,
     LogEntry,
     Task,
     TaskLog,
@@ -46,6 +47,7 @@ PAUSE = 0.002          # seconds between two delete transactions (lets other wri
 CHILD_TABLES: list[tuple[type[peewee.Model], peewee.Field, str, int]] = [
     (LogEntry, LogEntry.graph, "graph", BATCH),
     (TaskLog, TaskLog.task, "task", 50),        # up to max_log_bytes each: fewer at a time
+    (GraphDocument, GraphDocument.graph, "graph", 100),   # most ~2 kB, up to max_document_bytes
 ]
 
 

@@ -11,7 +11,19 @@ from peewee import fn
 
 from wgops.store.db import Statement, capabilities, param
 from wgops.store.errors import NotFound
-from wgops.store.models import GRAPH_TERMINAL, TASK_TERMINAL, Graph, Pool, Task, dumps, loads
+from wgops.store.models import (
+    GRAPH_TERMINAL,
+    TASK_TERMINAL,
+    Graph,
+    GraphDocument,
+    Pool,
+    Task,
+    dumps,
+    loads,
+)
+
+_DOCUMENT = Statement(lambda: GraphDocument.insert(graph=param("graph"),
+                                                  document=param("document")))
 
 
 def create_graph(doc: dict[str, Any], *, priority: int | None = None,
@@ -25,7 +37,7 @@ def create_graph(doc: dict[str, Any], *, priority: int | None = None,
         name=doc["name"], state=state,
         priority=doc.get("priority", 0) if priority is None else priority,
         scheduler=owner, parent_task=parent_task, depth=depth,
-        source=doc.get("source"), document=dumps(doc), inputs=dumps(merged_inputs),
+        source=doc.get("source"), inputs=dumps(merged_inputs),
         created=now, started=now if state == "running" else None)
     if root is not None:
         graph = Graph.create(root=root, **fields)
@@ -41,6 +53,7 @@ def create_graph(doc: dict[str, Any], *, priority: int | None = None,
         graph = Graph.create(**fields)
         graph.root = graph.id
         Graph.update(root=graph.id).where(Graph.id == graph.id).execute()
+    _DOCUMENT.execute(graph=graph.id, document=dumps(doc))
     rows = []
     for name, spec in doc["tasks"].items():
         rows.append({"graph": graph.id, "name": name, "kind": spec["kind"], "spec": dumps(spec),

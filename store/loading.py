@@ -16,7 +16,15 @@ import peewee
 from wgops.store.db import ListStatement, Statement, param
 from wgops.store.eventlog import log_event
 from wgops.store.graphs import tree_ids
-from wgops.store.models import GRAPH_ACTIVE, GRAPH_OWNER, GRAPH_STATE, Graph, Task, loads
+from wgops.store.models import (
+    GRAPH_ACTIVE,
+    GRAPH_OWNER,
+    GRAPH_STATE,
+    Graph,
+    GraphDocument,
+    Task,
+    loads,
+)
 
 
 @dataclass
@@ -52,7 +60,7 @@ class GraphRow:
 
 def _graph_columns() -> tuple[Any, ...]:
     return (Graph.id, Graph.epoch, Graph.state, Graph.priority, Graph.parent_task, Graph.root,
-            Graph.depth, Graph.document, Graph.inputs)
+            Graph.depth, GraphDocument.document, Graph.inputs)
 
 
 def _task_columns() -> tuple[Any, ...]:
@@ -61,8 +69,14 @@ def _task_columns() -> tuple[Any, ...]:
             Task.condition_false)
 
 
+def _graphs() -> Any:
+    """The graphs' columns with their documents (a table of their own: models.GraphDocument)."""
+    return Graph.select(*_graph_columns()).join(
+        GraphDocument, on=(GraphDocument.graph == Graph.id))
+
+
 # a tree of one graph (the common case) loads with two precompiled statements
-_ONE_GRAPH = Statement(lambda: Graph.select(*_graph_columns()).where(
+_ONE_GRAPH = Statement(lambda: _graphs().where(
     Graph.id == param("id"), GRAPH_OWNER == param("owner"), GRAPH_STATE.in_(GRAPH_ACTIVE)))
 _ONE_GRAPH_TASKS = Statement(lambda: Task.select(*_task_columns()).where(
     Task.graph == param("id")).order_by(Task.id))
@@ -83,7 +97,7 @@ def load_tree(root_id: int, owner: str) -> list[GraphRow]:
         graph_rows = _ONE_GRAPH.execute(id=root_id, owner=owner).fetchall()
         task_rows = _ONE_GRAPH_TASKS.execute(id=root_id).fetchall() if graph_rows else []
     else:
-        graph_rows = list(Graph.select(*_graph_columns()).where(
+        graph_rows = list(_graphs().where(
             Graph.id.in_(ids), GRAPH_OWNER == owner, GRAPH_STATE.in_(GRAPH_ACTIVE)).tuples())
         task_rows = list(Task.select(*_task_columns()).where(
             Task.graph.in_([g[0] for g in graph_rows])).order_by(Task.id).tuples())

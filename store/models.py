@@ -55,13 +55,27 @@ class Graph(BaseModel):
     root = IntegerField(null=True, index=True)     # the top-level graph of a nested one
     depth = IntegerField(default=0)
     source = CharField(null=True)                  # file it came from
-    document = TextField()                         # normalised document (JSON)
     inputs = TextField(default="{}")
     outputs = TextField(null=True)
     error = TextField(null=True)
     created = DoubleField(default=time.time)
     started = DoubleField(null=True)
     finished = DoubleField(null=True, index=True)   # prune selects by it
+
+
+class GraphDocument(BaseModel):
+    """A graph's normalised document (JSON), written once when the graph is created and read
+    when a scheduler loads it. Kept out of the graph row, which changes with every claim and
+    state and is counted by every scrape: on PostgreSQL a new version of a row copies all of
+    it, and a document below 2 kB (the size at which PostgreSQL moves a value out of line)
+    would make each of those versions, and each page a count of graphs reads, that much
+    larger."""
+
+    graph = ForeignKeyField(Graph, primary_key=True, on_delete="CASCADE")
+    document = TextField()
+
+    class Meta:
+        table_name = "graph_document"
 
 
 class Task(BaseModel):
@@ -192,5 +206,5 @@ class SchemaVersion(BaseModel):
     applied = DoubleField(default=time.time)
 
 
-MODELS: list[type[peewee.Model]] = [SchemaVersion, Graph, Task, Scheduler, Worker, Pool,
-                                    LogEntry, DeadLetter, TaskLog, Lease]
+MODELS: list[type[peewee.Model]] = [SchemaVersion, Graph, GraphDocument, Task, Scheduler, Worker,
+                                    Pool, LogEntry, DeadLetter, TaskLog, Lease]

@@ -12,7 +12,7 @@ from wgops.store.db import Store
 from wgops.store.errors import Conflict, NotFound
 from wgops.store.eventlog import log_event
 from wgops.store.graphs import create_graph
-from wgops.store.models import GRAPH_DELETING, Graph, LogEntry, Task, TaskLog
+from wgops.store.models import GRAPH_DELETING, Graph, GraphDocument, LogEntry, Task, TaskLog
 
 from .test_store import CHILD, DOC, nest, set_tasks, submit
 
@@ -41,10 +41,12 @@ def nested_tree(store: Store) -> tuple[Graph, Graph, Graph]:
     return top, child, grand
 
 
-def rows(graph_ids: list[int]) -> tuple[int, int, int]:
+def rows(graph_ids: list[int]) -> tuple[int, int, int, int]:
+    """Graphs, tasks, event-log rows and documents of ``graph_ids``."""
     return (Graph.select().where(Graph.id.in_(graph_ids)).count(),
             Task.select().where(Task.graph.in_(graph_ids)).count(),
-            LogEntry.select().where(LogEntry.graph.in_(graph_ids)).count())
+            LogEntry.select().where(LogEntry.graph.in_(graph_ids)).count(),
+            GraphDocument.select().where(GraphDocument.graph.in_(graph_ids)).count())
 
 
 def test_delete_removes_the_whole_tree_and_counts_it(store: Store) -> None:
@@ -58,11 +60,12 @@ def test_delete_removes_the_whole_tree_and_counts_it(store: Store) -> None:
             TaskLog.create(task=t.id, attempt=1, text="out\n")
     kept = TaskLog.create(task=Task.get(Task.graph == other.id).id, attempt=1, text="x")
     n_tasks = len(DOC["tasks"]) + len(CHILD["tasks"]) + len(DOC["tasks"])
-    assert rows(ids)[:2] == (3, n_tasks) and rows(ids)[2] >= 2
+    assert rows(ids)[:2] == (3, n_tasks) and rows(ids)[2] >= 2 and rows(ids)[3] == 3
     assert deletion.delete(store, [top.id]) == {"graphs": 3, "tasks": n_tasks}
-    assert rows(ids) == (0, 0, 0)
+    assert rows(ids) == (0, 0, 0, 0)
     assert [log.id for log in TaskLog.select()] == [kept.id]   # only the other graph's
-    assert rows([other.id])[:2] == (1, len(DOC["tasks"]))     # untouched
+    assert rows([other.id])[::3] == (1, 1)                    # untouched, document and all
+    assert rows([other.id])[:2] == (1, len(DOC["tasks"]))
 
 
 def test_delete_refuses_live_nested_and_unknown_and_changes_nothing(store: Store) -> None:
@@ -203,7 +206,7 @@ def test_vacuum_where_deleted_space_needs_it(store: Store) -> None:
     deletion.delete(store, [g.id])
     tables = deletion.vacuum(store)
     assert tables == ([] if store.caps.name == "sqlite" else
-                      ["event", "task_log", "task", "graph"])
+                      ["event", "task_log", "graph_document", "task", "graph"])
 
 
 def test_retry_that_read_before_a_mark_does_not_bring_the_graph_back(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import random
@@ -12,15 +13,26 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from peewee import TextField
 
 from tests.test_query_plans import Recorder
 from wgops.store import control
 from wgops.store.db import Store
 from wgops.store.document import normalise
-from wgops.store.errors import Conflict, NotFound, Unreachable
+from wgops.store.errors import Conflict, NotFound, Unreachable, WgopsError
 from wgops.store.graphs import create_graph, list_graphs, show_graph
+from wgops.store.loading import load_tree
 from wgops.store.migrations import available, current_version, latest, migrate
-from wgops.store.models import Graph, LogEntry, Pool, Scheduler, SchemaVersion, Task, dumps
+from wgops.store.models import (
+    Graph,
+    GraphDocument,
+    LogEntry,
+    Pool,
+    Scheduler,
+    SchemaVersion,
+    Task,
+    dumps,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -81,6 +93,53 @@ def test_migrate_is_idempotent_and_records_the_version(db_url: str) -> None:
     assert [r.version for r in SchemaVersion.select()] == [n for n, _ in available()]
     assert Pool.select().where(Pool.name == "default").count() == 1
     again.close()
+
+
+def _as_before_migration_6(store: Store) -> None:
+    """Put a current schema back as migration 5 left it: each graph's document in its row."""
+    from playhouse.migrate import SchemaMigrator
+    from playhouse.migrate import migrate as alter
+
+    with store.write():
+        alter(SchemaMigrator.from_database(store.db).add_column(
+            "graph", "document", TextField(null=True)))
+        store.db.execute_sql('UPDATE "graph" SET "document" = (SELECT "document" FROM '
+                             '"graph_document" WHERE "graph_id" = "graph"."id")')
+        store.db.execute_sql('DROP TABLE "graph_document"')
+        SchemaVersion.delete().where(SchemaVersion.version > 5).execute()
+
+
+def test_migration_6_moves_the_stored_documents_out_of_the_graph_rows(store: Store) -> None:
+    top = submit(store)
+    child = nest(store, top)
+    _as_before_migration_6(store)
+    assert "document" in {c.name for c in store.db.get_columns("graph")}
+    assert migrate(store) == [6]
+    assert "document" not in {c.name for c in store.db.get_columns("graph")}
+    stored = {d.graph_id: json.loads(d.document) for d in GraphDocument.select()}
+    assert stored == {top.id: DOC, child.id: CHILD}
+    with store.write():
+        Graph.update(scheduler="s1", state="running").where(Graph.id == top.id).execute()
+        Graph.update(scheduler="s1").where(Graph.id == child.id).execute()
+    assert [(g.id, g.document) for g in load_tree(top.id, "s1")] == \
+        [(top.id, DOC), (child.id, CHILD)]
+    assert migrate(store) == []
+
+
+def test_migration_6_without_drop_column_refuses_and_changes_nothing(
+        store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An SQLite older than 3.35 would rebuild the graph table, and dropping the old one
+    deletes its tasks (ON DELETE CASCADE): the upgrade stops with one line instead."""
+    g = submit(store)
+    _as_before_migration_6(store)
+    monkeypatch.setattr(store, "caps", dataclasses.replace(store.caps, drop_column=False))
+    with pytest.raises(WgopsError, match="SQLite 3.35 or newer"):
+        migrate(store)
+    assert current_version(store) == 5
+    assert not store.db.table_exists("graph_document")
+    (document,) = store.db.execute_sql('SELECT "document" FROM "graph"').fetchone()
+    assert json.loads(document) == DOC
+    assert Task.select().where(Task.graph == g.id).count() == len(DOC["tasks"])
 
 
 def test_ping_and_write_transaction(store: Store) -> None:
@@ -177,6 +236,56 @@ def test_show_graph_shape(store: Store) -> None:
 def test_show_unknown_graph(store: Store) -> None:
     with pytest.raises(NotFound, match="no graph 999999"):
         show_graph(999999)
+
+
+# -- the gauges of a scrape (wgops.store.counts) -----------------------------------------------
+
+
+def test_read_counts_every_gauge_in_one_statement(store: Store) -> None:
+    from wgops.store.counts import read_counts
+    from wgops.store.models import Worker
+
+    running, failed, paused = submit(store), submit(store), submit(store)
+    child = nest(store, running)
+    with store.write():
+        Graph.update(state="failed").where(Graph.id == failed.id).execute()
+        Graph.update(state="paused").where(Graph.id == paused.id).execute()
+        Graph.update(state="running").where(Graph.id.in_([running.id, child.id])).execute()
+        set_tasks(running, relax="running", bands="running", report="running")  # io pool
+        set_tasks(child, b="running")
+        Pool.insert(name="licence", max_running=2).execute()
+        add_scheduler("s-live")
+        add_scheduler("s-stale", heartbeat=time.time() - 600)
+        add_scheduler("s-dead", state="dead")
+        now = time.time()
+        Worker.insert_many([
+            {"id": "w1", "host": "h", "pid": 1, "slots": 4, "busy": 3, "heartbeat": now,
+             "pools": dumps(["default", "gpu"])},
+            {"id": "w2", "host": "h", "pid": 2, "slots": 2, "busy": 5, "heartbeat": now},
+            {"id": "w-stale", "host": "h", "pid": 3, "slots": 8, "busy": 0,
+             "heartbeat": now - 600, "pools": dumps(["stale-only"])}]).execute()
+    with Recorder(store) as recorded:
+        counts = read_counts(stale_after=30)
+    assert len(recorded.statements) == 1
+    assert counts.graphs == {"queued": 0, "running": 2, "paused": 1, "finished": 0,
+                             "failed": 1, "killed": 0}
+    assert (counts.schedulers, counts.workers) == (1, 2)
+    assert (counts.slots_busy, counts.slots_free) == (3 + 2, 1 + 0)   # busy capped at slots
+    assert counts.pools == {"default", "gpu", "io", "licence"}
+    assert counts.pool_running == {"default": 2, "gpu": 0, "io": 1, "licence": 0}  # not bands
+    assert counts.pool_max_running == {"licence": 2}
+
+
+def test_read_counts_of_an_empty_store(store: Store) -> None:
+    from wgops.store.counts import read_counts
+
+    counts = read_counts(stale_after=30)
+    assert counts.graphs == dict.fromkeys(("queued", "running", "paused", "finished", "failed",
+                                           "killed"), 0)
+    assert (counts.schedulers, counts.workers, counts.slots_busy, counts.slots_free) == \
+        (0, 0, 0, 0)
+    assert counts.pools == {"default"} and counts.pool_running == {"default": 0}
+    assert counts.pool_max_running == {}
 
 
 # -- operator actions: compare-and-set --------------------------------------------------------
