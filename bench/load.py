@@ -36,13 +36,14 @@ asyncio.run(main(*sys.argv[1:3], int(sys.argv[3]), float(sys.argv[4]), int(sys.a
 
 
 def seed(n: int = GRAPHS) -> None:
-    """``n`` graphs of three tasks in mixed states, inserted in bulk."""
+    """``n`` graphs of three tasks in mixed states, inserted in bulk (no scheduler loads them:
+    they have no documents)."""
     from wgops.store.models import Graph, Task
 
     now = time.time()
     for start in range(0, n, 1000):
         Graph.insert_many([{"name": f"load-{i}", "state": ("running", "finished", "queued")[i % 3],
-                            "priority": i % 10, "document": "{}", "created": now - n + i,
+                            "priority": i % 10, "created": now - n + i,
                             "scheduler": "sched-x" if i % 3 == 0 else None}
                            for i in range(start, min(n, start + 1000))]).execute()
     Graph.update(root=Graph.id).execute()

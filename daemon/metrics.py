@@ -10,7 +10,7 @@ Two sources, never a scan of all tasks per scrape:
   ends on a worker is observed in ``wgops_task_duration_seconds{pool}``. Counters start at 0
   when the exporter starts, as Prometheus expects of a counter (``rate()`` handles resets);
   skipped tasks and nested graphs hold no slot and carry no pool, so they are not counted.
-- **the store and the broker** (gauges), read at each scrape: a handful of index-backed
+- **the store and the broker** (gauges), read at each scrape: one statement of a few
   group-bys (:func:`wgops.store.counts.read_counts`) on a dedicated database thread that keeps
   its connection, and passive declares of the wgops queues on the subscription's connection.
 

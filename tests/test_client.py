@@ -230,7 +230,7 @@ def test_each_thread_works_on_its_own_store(tmp_path: Path, pg_url: str) -> None
         with store.bound():
             store.connect()
             migrate(store)
-            Graph.create(name=name, document="{}")
+            Graph.create(name=name)
             store.close()
     barrier = threading.Barrier(6)
     seen: list[tuple[str, str, list[str]]] = []

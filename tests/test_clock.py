@@ -49,7 +49,7 @@ def test_heartbeats_and_the_rule_use_the_database_clock(
         store: Store, monkeypatch: pytest.MonkeyPatch, offset: float) -> None:
     true_now = time.time()
     Scheduler.create(id="old", host="h", pid=1, state="running", heartbeat=true_now - 30)
-    Graph.create(name="g", state="running", scheduler="old", created=true_now, document="{}")
+    Graph.create(name="g", state="running", scheduler="old", created=true_now)
     skew_local_clock(monkeypatch, offset)
     with store.write():
         liveness.heartbeat_scheduler("me", 2, 0)
