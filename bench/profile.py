@@ -122,11 +122,13 @@ def main() -> int:
             if server:
                 ps["postgresql (server)"] = server[0]
 
-        def cpu(name: str) -> tuple[float, float]:
-            """(own, children's) CPU seconds"""
+        def cpu(name: str) -> tuple[float, float, float]:
+            """(own, own in the kernel, children's) CPU seconds"""
             def used(p: psutil.Process) -> float:
                 return p.cpu_times().user + p.cpu_times().system
-            return used(ps[name]), sum(used(c) for c in ps[name].children(recursive=True))
+            times = ps[name].cpu_times()
+            return (times.user + times.system, times.system,
+                    sum(used(c) for c in ps[name].children(recursive=True)))
 
         spies = {name: subprocess.Popen(
             [spy, "record", "--pid", str(p.pid), "--nonblocking",
@@ -153,9 +155,10 @@ def main() -> int:
         print(f"{args.tasks} tasks in {len(ids)} graphs in {seconds:.2f}s: "
               f"{args.tasks / seconds:.0f} tasks/s")
         for name in ps:
-            own, kids = (1000 * (a - b) / args.tasks for a, b in zip(after[name], before[name]))
-            print(f"{name}: {own:.3f} ms CPU per task" + (f" (+ {kids:.3f} its children)"
-                                                          if kids else ""))
+            own, kernel, kids = (1000 * (a - b) / args.tasks
+                                 for a, b in zip(after[name], before[name]))
+            print(f"{name}: {own:.3f} ms CPU per task ({kernel:.3f} in the kernel)"
+                  + (f" (+ {kids:.3f} its children)" if kids else ""))
         if pg_before and pg_after:
             print("postgresql, per task: " + ", ".join(
                 f"{(pg_after[k] - pg_before[k]) / args.tasks:.2f} {k}" for k in pg_before

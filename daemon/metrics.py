@@ -27,6 +27,7 @@ import logging
 import os
 import signal
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
@@ -103,11 +104,20 @@ class StoreReader:
         self.error = ""
 
     def read(self, timeout: float = DB_TIMEOUT) -> Counts | None:
-        future = self._pool.submit(self._read)
+        return self.result(self.submit(), time.monotonic() + timeout)
+
+    def submit(self) -> concurrent.futures.Future[Counts]:
+        """Start a read on the reader's thread (the caller does something else meanwhile)."""
+        return self._pool.submit(self._read)
+
+    def result(self, future: concurrent.futures.Future[Counts],
+               deadline: float) -> Counts | None:
+        """The counts of a read :meth:`submit` started, waited for until ``deadline``
+        (``time.monotonic()``); None (and :attr:`error` says why) if there are none."""
         try:
-            return future.result(timeout)
+            return future.result(max(0.0, deadline - time.monotonic()))
         except concurrent.futures.TimeoutError:
-            self.error = f"no answer within {timeout:.0f}s"
+            self.error = f"no answer within {DB_TIMEOUT:.0f}s"
         except (Unreachable, peewee.DatabaseError) as exc:
             self.error = first_line(exc)
         return None
@@ -144,12 +154,7 @@ class Gauges(Collector):
         self._pools: set[str] = {"default"}     # last known, for the queues when the DB is down
 
     def collect(self) -> Iterator[Metric]:
-        counts = self.store.read()
-        if counts is not None:
-            self._pools = set(counts.pools)
-        queues = [self.names.graphs, self.names.dead,
-                  *(self.names.tasks(p) for p in sorted(self._pools))]
-        depths = self.broker.depths(queues, BROKER_TIMEOUT)
+        counts, depths = self._read()
         up = GaugeMetricFamily("wgops_up", "Whether the exporter reaches the component",
                                labels=["component"])
         up.add_metric(["broker"], 1 if depths is not None else 0)
@@ -171,6 +176,33 @@ class Gauges(Collector):
                 consumers.add_metric([name], consuming)
             yield messages
             yield consumers
+
+
+    def _read(self) -> tuple[Counts | None, dict[str, tuple[int, int]] | None]:
+        """The store's counts and the queue depths, read at the same time: the store on its
+        reader's thread while the broker is asked for the queues of the pools known from the
+        last scrape; a pool new in the counts has its queue asked for after."""
+        deadline = time.monotonic() + DB_TIMEOUT
+        reading = self.store.submit()
+        depths = self.broker.depths(self._queues(self._pools), BROKER_TIMEOUT)
+        counts = self.store.result(reading, deadline)
+        if counts is None:
+            return None, depths
+        pools, known = set(counts.pools), self._pools
+        self._pools = pools
+        if depths is None:
+            return counts, None
+        if pools - known:
+            more = self.broker.depths([self.names.tasks(p) for p in sorted(pools - known)],
+                                      BROKER_TIMEOUT)
+            if more is None:
+                return counts, None
+            depths.update(more)
+        wanted = set(self._queues(pools))
+        return counts, {name: depth for name, depth in depths.items() if name in wanted}
+
+    def _queues(self, pools: set[str]) -> list[str]:
+        return [self.names.graphs, self.names.dead, *(self.names.tasks(p) for p in sorted(pools))]
 
 
 def _store_metrics(counts: Counts) -> Iterator[Metric]:

@@ -211,6 +211,60 @@ def _version() -> str:
     return __version__
 
 
+def test_a_scrape_asks_for_the_queues_of_the_pools_its_own_read_finds(
+        wgops_env: dict[str, str]) -> None:
+    """The store is read while the broker is asked for the queues of the pools known from the
+    last scrape; a pool the read brings in is asked for after, one gone is left out."""
+    import asyncio
+
+    from wgops.daemon.broker import Broker
+    from wgops.daemon.metrics import Gauges, StoreReader
+    from wgops.daemon.protocol import Names
+    from wgops.daemon.subscription import EventSubscription
+    from wgops.store import liveness
+    from wgops.store.config import Settings
+    from wgops.store.db import Store
+    from wgops.store.migrations import migrate
+    from wgops.store.models import Worker
+
+    settings = Settings.load(env=wgops_env)
+    names = Names(settings.namespace)
+
+    async def declare() -> None:
+        broker = await Broker(settings, "test-metrics").connect()
+        try:
+            for name in (names.graphs, names.dead, names.tasks("default"), names.tasks("gpu")):
+                await broker.declare(name)
+        finally:
+            await broker.close()
+    asyncio.run(declare())
+    store = Store(settings.db_url).connect()
+    migrate(store)
+    reader = StoreReader(settings)
+    subscription = EventSubscription(settings, "metrics-test", lambda body: None,
+                                     bindings=("task.#",))
+    subscription.start()
+    try:
+        wait_for(lambda: subscription.connected, 30, 0.1, "the subscription to connect")
+        gauges = Gauges(settings, reader, subscription)
+
+        def queues() -> set[str]:
+            counts, depths = gauges._read()
+            assert counts is not None and depths is not None
+            return set(depths)
+        everyday = {names.graphs, names.dead, names.tasks("default")}
+        assert queues() == everyday
+        liveness.heartbeat_worker("w-gpu", 1, 2, ["gpu"], [])
+        assert queues() == everyday | {names.tasks("gpu")}      # new in the read: asked after
+        assert queues() == everyday | {names.tasks("gpu")}      # known: asked with the rest
+        Worker.delete().where(Worker.id == "w-gpu").execute()
+        assert queues() == everyday                             # asked for, but gone
+    finally:
+        subscription.stop()
+        reader.close()
+        store.close()
+
+
 def test_scrape_answers_while_broker_and_database_are_down(wgops_env: dict[str, str],
                                                            exporter_of: Any) -> None:
     env = {**wgops_env, "WGOPS_BROKER_URL": "amqp://guest:secret@127.0.0.1:1/",
