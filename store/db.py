@@ -516,6 +516,15 @@ def lead_alone(fn: F) -> F:
     return fn
 
 
+def lead_in_transaction() -> None:
+    """Inside a :func:`lead_alone` write, before its first statement: that statement opens the
+    transaction as usual — for a call that finds its first statement must hold what it locks
+    until the end (a fence followed by the writes it guards). A no-op elsewhere."""
+    mark = getattr(database.obj, "lead_in_transaction", None)
+    if mark is not None:
+        mark()
+
+
 def _coalesced(batch: list[Any]) -> list[tuple[Callable[..., Any], list[Any]]]:
     """A batch's writes as (function, jobs): the calls of a function that has a ``many``
     form (``fn.many(list of argument tuples) -> list of results``, one statement for all

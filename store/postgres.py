@@ -115,6 +115,11 @@ class PostgresDatabase(peewee.PostgresqlDatabase):
         transaction. A no-op outside a transaction or once a statement was sent in it."""
         self._lead(True)
 
+    def lead_in_transaction(self) -> None:
+        """Undo :meth:`lead_alone` before the first statement: it opens the transaction after
+        all (a write that finds its first statement must hold a lock to the end)."""
+        self._lead(False)
+
     def _lead(self, alone: bool) -> None:
         pending = getattr(self._state, "pending_begin", None)
         if pending is not None:

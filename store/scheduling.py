@@ -17,7 +17,7 @@ from typing import Any
 import peewee
 from peewee import fn
 
-from wgops.store.db import Statement, capabilities, param
+from wgops.store.db import Statement, capabilities, lead_alone, lead_in_transaction, param
 from wgops.store.eventlog import log_event
 from wgops.store.graphs import create_graph
 from wgops.store.loading import _ONE_GRAPH_TASKS, GraphRow, _task_row
@@ -138,12 +138,89 @@ def queue_tasks(items: list[tuple[int, str]], now: float) -> list[int]:
     return queued
 
 
+def _one_trip(size: int, one_args: bool, pools: int) -> Statement:
+    """The fence, the pools' caps and ``size`` tasks waiting -> queued, as one statement: the
+    graph row locked as :func:`fence` locks it; the pool rows ``FOR SHARE`` (a change of a
+    cap, or a dispatch that counts a capped pool's room, waits for this one's commit;
+    dispatches to pools without a cap do not wait for each other); the tasks queued only if
+    the graph is still the owner's and none of the pools has a cap. One row per task queued
+    (or one with a NULL id), each with the fence's verdict and the count of capped pools."""
+    key = (size, one_args, pools)
+    statement = _ONE_TRIPS.get(key)
+    if statement is None:
+        def build() -> Any:
+            owned = Graph.select(Graph.id).where(
+                Graph.id == param("graph"), GRAPH_OWNER == param("owner"),
+                Graph.epoch == param("epoch"), GRAPH_STATE == "running").for_update(
+                    capabilities().row_lock).cte("owned")
+            caps = Pool.select(Pool.max_running).where(Pool.name.in_(
+                [param(f"pool{i}") for i in range(pools)])).for_update("FOR SHARE").cte("caps")
+            ids = [param(f"id{i}") for i in range(size)]
+            args = param("args") if one_args else peewee.Case(
+                Task.id, [(ids[i], param(f"args{i}")) for i in range(size)])
+            capped = 'FROM "caps" WHERE "max_running" IS NOT NULL'
+            queued = Task.update(state="queued", queued_at=param("now"), args=args,
+                                 waiting_for=None).where(
+                Task.id.in_(ids), TASK_STATE == "waiting",
+                fn.EXISTS(peewee.SQL('SELECT 1 FROM "owned"')),
+                ~fn.EXISTS(peewee.SQL(f"SELECT 1 {capped}"))).returning(Task.id).cte("queued")
+            return peewee.Select(columns=[
+                peewee.SQL('(SELECT count(*) FROM "owned")'),
+                peewee.SQL(f"(SELECT count(*) {capped})"), queued.c.id]).from_(
+                    peewee.SQL("(SELECT 1) AS one")).join(
+                        queued, peewee.JOIN.LEFT_OUTER, on=peewee.SQL("true")).with_cte(
+                            owned, caps, queued).bind(Task._meta.database)
+        statement = _ONE_TRIPS[key] = Statement(build)
+    return statement
+
+
+_ONE_TRIPS: dict[tuple[int, bool, int], Statement] = {}
+
+
+def _dispatch_in_one_trip(graph_id: int, owner: str, epoch: int,
+                          items: list[tuple[int, str, str]],
+                          now: float) -> tuple[bool, list[int], dict[int, str]] | None:
+    """:func:`dispatch` as one statement, or None (having changed nothing) when a pool of
+    the tasks has a cap: its room is counted the long way."""
+    pools = sorted({pool for _, pool, _ in items})
+    one_args = len({args for _, _, args in items}) == 1
+    values: dict[str, Any] = {"graph": graph_id, "owner": owner, "epoch": epoch, "now": now}
+    for i, pool in enumerate(pools):
+        values[f"pool{i}"] = pool
+    for i, (task_id, _, args) in enumerate(items):
+        values[f"id{i}"] = task_id
+        if not one_args:
+            values[f"args{i}"] = args
+    if one_args:
+        values["args"] = items[0][2]
+    rows = _one_trip(len(items), one_args, len(pools)).execute(**values).fetchall()
+    owned, capped = rows[0][0], rows[0][1]
+    if not owned:
+        return False, [], {}
+    if capped:
+        return None
+    return True, [row[2] for row in rows if row[2] is not None], {}
+
+
+@lead_alone
 def dispatch(graph_id: int, owner: str, epoch: int, items: list[tuple[int, str, str]],
              now: float) -> tuple[bool, list[int], dict[int, str]]:
     """Move ready tasks ``(id, pool, args_json)`` waiting -> queued within pool caps.
 
     Returns (still owned, ids queued, {id: reason} of the tasks held back by a pool cap).
+    Where the database has writable CTEs and locking reads, a dispatch of up to
+    ``QUEUE_CHUNK`` tasks to pools without a cap is one statement (on PostgreSQL, one round
+    trip where the write is a transaction of its own); otherwise the fence, each pool's room
+    and the chunked updates, in the caller's transaction.
     """
+    caps = capabilities()
+    if caps.writable_cte and caps.row_lock and 0 < len(items) <= QUEUE_CHUNK:
+        done = _dispatch_in_one_trip(graph_id, owner, epoch, items, now)
+        if done is not None:
+            return done
+        # a pool with a cap: that statement changed nothing; what follows is a transaction
+    else:
+        lead_in_transaction()       # the fence's lock must hold until the writes are done
     if not fence(graph_id, owner, epoch):
         return False, [], {}
     queued: list[int] = []

@@ -323,3 +323,61 @@ async def test_the_database_thread_leads_alone_only_with_a_lone_marked_write(
         gate.set()
         await astore.stop()
         store.db.connect_params.pop("cursor_factory", None)
+
+
+async def test_a_lone_dispatch_is_one_round_trip_and_the_long_way_keeps_its_fence(
+        pg_url: str) -> None:
+    """The scheduler's dispatch alone in its batch: a few tasks to a pool without a cap are
+    one statement committed as it runs; one with a cap among them, after that statement
+    changed nothing, takes the long way in a transaction of its own (its fence opens it);
+    more than a chunk of tasks takes it from the start, the fence leading the transaction."""
+    from wgops.store import scheduling
+    from wgops.store.db import AsyncStore
+    from wgops.store.document import normalise
+    from wgops.store.graphs import create_graph
+    from wgops.store.migrations import migrate
+    from wgops.store.models import Pool, Task
+
+    store = Store.of(pg_url)
+    migrate(store)
+    n = scheduling.QUEUE_CHUNK + 1
+    with store.write():
+        g = create_graph(normalise({"name": "g", "tasks": {
+            **{f"d{k}": {"run": "wgops.examples.tasks:add"} for k in range(n + 2)},
+            **{f"c{k}": {"run": "wgops.examples.tasks:add", "pool": "gpu"} for k in range(2)}}},
+            "trips"), owner="s1", state="running")
+    Pool.update(max_running=1).where(Pool.name == "gpu").execute()
+    ids = {t.name: t.id for t in Task.select(Task.id, Task.name)}
+    store.db.close()
+    store.db.connect_params["cursor_factory"] = CountingCursor
+    astore = AsyncStore(store)
+    astore.start()
+    try:
+        def items(names: list[str], pool: str = "default") -> list[tuple[int, str, str]]:
+            return [(ids[name], pool, "{}") for name in names]
+        await astore.write(scheduling.dispatch, g.id, "s1", g.epoch, items(["d0"]), 1.0)
+        SENT.clear()
+        owned, queued, _ = await astore.write(scheduling.dispatch, g.id, "s1", g.epoch,
+                                              items(["d1"]), 2.0)
+        assert owned and queued == [ids["d1"]]
+        assert len(SENT) == 1 and SENT[0].startswith("EXECUTE "), SENT
+        # (a statement's first use is prepared inside a transaction: a stale owner's
+        # dispatch of the same shape prepares it, changing nothing)
+        assert await astore.write(scheduling.dispatch, g.id, "s9", g.epoch,
+                                  items(["c0", "c1"], "gpu"), 3.0) == (False, [], {})
+        SENT.clear()
+        owned, queued, capped = await astore.write(scheduling.dispatch, g.id, "s1", g.epoch,
+                                                   items(["c0", "c1"], "gpu"), 3.0)
+        assert owned and queued == [ids["c0"]] and list(capped) == [ids["c1"]]
+        assert not SENT[0].startswith("BEGIN") and SENT[1].startswith("BEGIN; ") and \
+            SENT[-1] == "COMMIT", SENT
+        SENT.clear()
+        many = [f"d{k}" for k in range(2, n + 2)]
+        owned, queued, _ = await astore.write(scheduling.dispatch, g.id, "s1", g.epoch,
+                                              items(many), 4.0)
+        assert owned and sorted(queued) == sorted(ids[name] for name in many)
+        assert SENT[0].startswith("BEGIN; ") and SENT[-1] == "COMMIT", SENT[:1] + SENT[-1:]
+    finally:
+        await astore.stop()
+        store.db.connect_params.pop("cursor_factory", None)
+        store.close()

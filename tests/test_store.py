@@ -879,6 +879,46 @@ def test_dispatch_over_pools_and_chunks(store: Store, caps: str) -> None:
     assert {states[t] for t in gpu[2:]} == {"waiting"}
 
 
+def test_a_dispatch_of_few_tasks_without_a_cap_is_one_statement(store: Store) -> None:
+    """Where the database has writable CTEs and locking reads: the fence, the pools' caps and
+    the queueing in one statement, with the long way's results; a stale owner changes
+    nothing; a pool with a cap among them takes the long way, within its cap."""
+    from wgops.store import scheduling
+
+    doc = normalise({"name": "few", "tasks": {
+        **{f"d{k}": {"run": "wgops.examples.tasks:relax"} for k in range(4)},
+        **{f"c{k}": {"run": "wgops.examples.tasks:relax", "pool": "cpu"} for k in range(2)},
+        **{f"g{k}": {"run": "wgops.examples.tasks:relax", "pool": "gpu"} for k in range(3)}}},
+        "test")
+    g = submit(store, doc, owner="s1", state="running")
+    Pool.update(max_running=1).where(Pool.name == "gpu").execute()
+    rows = {t.name: t.id for t in Task.select(Task.id, Task.name).where(Task.graph == g.id)}
+    set_tasks(g, d3="running")
+    uncapped = [(rows[f"d{k}"], "default", dumps({"k": k})) for k in range(4)] + \
+        [(rows[f"c{k}"], "cpu", dumps({"c": k})) for k in range(2)]
+    with store.write(), Recorder(store) as rec:
+        assert scheduling.dispatch(g.id, "s2", g.epoch, uncapped, 80.0) == (False, [], {})
+    assert len(rec.statements) == 1                                       # the fence refuses
+    assert {t.state for t in Task.select().where(Task.graph == g.id)} == {"waiting", "running"}
+    with store.write(), Recorder(store) as rec:
+        owned, queued, capped = scheduling.dispatch(g.id, "s1", g.epoch, uncapped, 81.0)
+    if store.caps.writable_cte and store.caps.row_lock:
+        assert len(rec.statements) == 1
+    assert owned and not capped
+    assert sorted(queued) == sorted(rows[n] for n in ("d0", "d1", "d2", "c0", "c1"))
+    got = {t.name: (t.state, t.args, t.queued_at, t.waiting_for)
+           for t in Task.select().where(Task.graph == g.id)}
+    assert got["d1"] == ("queued", dumps({"k": 1}), 81.0, None)
+    assert got["c1"] == ("queued", dumps({"c": 1}), 81.0, None)
+    assert got["d3"][0] == "running" and got["d3"][1] is None        # not waiting: left alone
+    # a pool with a cap among them: the long way, within its cap (one room)
+    mixed = [(rows[f"g{k}"], "gpu", "{}") for k in range(3)]
+    with store.write():
+        owned, queued, capped = scheduling.dispatch(g.id, "s1", g.epoch, mixed, 82.0)
+    assert owned and queued == [rows["g0"]] and sorted(capped) == [rows["g1"], rows["g2"]]
+    assert Task.get_by_id(rows["g2"]).waiting_for == "pool gpu at its cap (1/1 running or queued)"
+
+
 def test_completing_a_nested_graph_finishes_its_task(store: Store, caps: str) -> None:
     from wgops.store import scheduling
 
@@ -971,6 +1011,55 @@ def test_a_fence_holds_the_graph_until_its_transaction_ends(store: Store, db_url
     with store.write():
         assert not scheduling.fence(g.id, "s1", g.epoch)
         assert scheduling.fence(g.id, "s2", g.epoch + 1)
+
+
+def test_a_cap_set_during_a_dispatch_waits_for_it_and_dispatches_do_not(store: Store,
+                                                                          db_url: str) -> None:
+    """A dispatch to pools without a cap holds them until it commits: a cap set meanwhile
+    waits (so a dispatch counting the pool's room after it sees what this one queued);
+    another graph's dispatch to the same pool goes ahead. (SQLite's writers exclude each
+    other: there the whole transaction is the lock.)"""
+    import threading
+
+    from wgops.store import scheduling
+
+    if not store.caps.row_lock:
+        pytest.skip("the database's writers exclude each other")
+    g1 = submit(store, _wide(2), owner="s1", state="running")
+    g2 = submit(store, _wide(2), owner="s2", state="running")
+    first = [t.id for t in Task.select(Task.id).where(Task.graph == g1.id)]
+    second = [t.id for t in Task.select(Task.id).where(Task.graph == g2.id)]
+    capped, dispatched = threading.Event(), threading.Event()
+
+    def set_cap() -> None:
+        other = Store(db_url).connect()
+        with other.write():
+            Pool.update(max_running=1).where(Pool.name == "default").execute()
+        capped.set()
+
+    def dispatch_other() -> None:
+        other = Store(db_url).connect()
+        with other.write():
+            assert scheduling.dispatch(g2.id, "s2", g2.epoch,
+                                       [(t, "default", "{}") for t in second], 91.0)[0]
+        dispatched.set()
+
+    threads = [threading.Thread(target=dispatch_other), threading.Thread(target=set_cap)]
+    try:
+        with store.write():
+            owned, queued, _ = scheduling.dispatch(g1.id, "s1", g1.epoch,
+                                                   [(t, "default", "{}") for t in first], 90.0)
+            assert owned and sorted(queued) == sorted(first)
+            threads[0].start()
+            assert dispatched.wait(10), "a dispatch to the same pool waited for another"
+            threads[1].start()
+            assert not capped.wait(0.5), "a cap was set under an open dispatch"
+    finally:
+        for thread in threads:
+            if thread.ident is not None:
+                thread.join(20)
+    assert capped.is_set()
+    assert Pool.get(Pool.name == "default").max_running == 1
 
 
 def test_a_fence_waiting_for_a_change_of_owner_sees_it(store: Store, db_url: str) -> None:
