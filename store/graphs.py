@@ -62,8 +62,11 @@ def create_graph(doc: dict[str, Any], *, priority: int | None = None,
     for start in range(0, len(rows), 500):
         Task.insert_many(rows[start:start + 500]).execute()
     for pool in {row["pool"] for row in rows}:
-        Pool.insert(name=pool, max_running=None).on_conflict_ignore().execute()
+        _POOL.execute(pool=pool)
     return graph
+
+
+_POOL = Statement(lambda: Pool.insert(name=param("pool"), max_running=None).on_conflict_ignore())
 
 
 _CHILDREN = Statement(lambda: Graph.select(Graph.id).join(

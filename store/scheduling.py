@@ -12,6 +12,7 @@ is a no-op update. Each runs inside the caller's write transaction.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import peewee
@@ -27,6 +28,7 @@ from wgops.store.models import (
     TASK_ACTIVE,
     TASK_STATE,
     Graph,
+    LogEntry,
     Pool,
     Task,
     dumps,
@@ -286,10 +288,7 @@ def spawn_child(graph_id: int, owner: str, epoch: int, task_id: int, doc: dict[s
     returns the child as :func:`load_tree` would load it (None: the graph is not ours)."""
     if not fence(graph_id, owner, epoch):
         return None
-    n = Task.update(state="running", started=now, attempts=Task.attempts + 1, worker=None,
-                    args=dumps(inputs), waiting_for=None).where(
-        Task.id == task_id, TASK_STATE.in_(("waiting", "queued"))).execute()
-    if not n:
+    if not _SPAWNING.execute(id=task_id, now=now, args=dumps(inputs)).rowcount:
         return None
     child = create_graph(doc, priority=priority, parent_task=task_id, root=root,
                          depth=depth + 1, owner=owner, inputs=inputs, state="running")
@@ -297,6 +296,12 @@ def spawn_child(graph_id: int, owner: str, epoch: int, task_id: int, doc: dict[s
     tasks = [_task_row(row) for row in _ONE_GRAPH_TASKS.execute(id=child.id).fetchall()]
     return GraphRow(child.id, child.epoch, child.state, child.priority, task_id, root,
                     depth + 1, doc, loads(child.inputs), tasks, {})
+
+
+_SPAWNING = Statement(lambda: Task.update(
+    state="running", started=param("now"), attempts=Task.attempts + 1, worker=None,
+    args=param("args"), waiting_for=None).where(Task.id == param("id"),
+                                                TASK_STATE.in_(("waiting", "queued"))))
 
 
 def _complete() -> Any:
@@ -317,13 +322,53 @@ _COMPLETE_RETURNING = Statement(lambda: _complete().returning(Graph.parent_task)
 _PARENT_TASK = Statement(lambda: Graph.select(Graph.parent_task).where(Graph.id == param("id")))
 
 
+def _settle_parent(task: Any) -> Any:
+    """The nested graph's task, still running, closed with the graph's outcome."""
+    return Task.update(state=param("task_state"), finished=param("now"),
+                       result=param("result"), error=param("task_error")).where(
+        Task.id == task, TASK_STATE == "running")
+
+
+_SETTLE_PARENT = Statement(lambda: _settle_parent(param("task")))
+
+
+def _complete_in_one_statement() -> Any:
+    """:func:`complete_graph` as one statement: the graph's completion, its parent task's
+    settling and the event-log row; a row (the parent task, or NULL) if it completed."""
+    done = _complete().returning(Graph.parent_task).cte("done")
+    settled = _settle_parent(peewee.SQL('(SELECT "parent_task_id" FROM "done")')).returning(
+        Task.id).cte("settled")
+    logged = LogEntry.insert_from(
+        peewee.Select((done,), [param("ts"), param("id"), param("kind"), param("owner")]),
+        [LogEntry.ts, LogEntry.graph, LogEntry.kind, LogEntry.actor]).returning(
+            LogEntry.id).cte("logged")
+    return peewee.Select((done,), [done.c.parent_task_id]).with_cte(
+        done, settled, logged).bind(Task._meta.database)
+
+
+_COMPLETE_AT_ONCE = Statement(_complete_in_one_statement)
+
+
+@lead_alone
 def complete_graph(graph_id: int, owner: str, epoch: int, state: str, outputs: Any,
                    error: dict | None, now: float) -> bool:
-    """Close a graph; a nested graph also closes the task that spawned it."""
+    """Close a graph; a nested graph also closes the task that spawned it. Where the
+    database has writable CTEs, one statement (alone in its batch, one round trip on
+    PostgreSQL)."""
     values = dict(id=graph_id, owner=owner, epoch=epoch, state=state,
                   outputs=None if outputs is None else dumps(outputs),
                   error=None if error is None else dumps(error), now=now)
-    if capabilities().returning:
+    settling = dict(task_state="finished" if state == "finished" else "failed",
+                    result=dumps(outputs) if state == "finished" else None,
+                    task_error=None if state == "finished" else dumps(
+                        error or {"type": "GraphFailed", "message": f"nested graph {graph_id} "
+                                  f"{state}", "traceback": None}))
+    caps = capabilities()
+    if caps.writable_cte:
+        return _COMPLETE_AT_ONCE.execute(**values, **settling, ts=time.time(),
+                                         kind=f"graph.{state}").fetchone() is not None
+    lead_in_transaction()           # the completion and what follows it are one transaction
+    if caps.returning:
         row = _COMPLETE_RETURNING.execute(**values).fetchone()
         if row is None:
             return False
@@ -333,12 +378,6 @@ def complete_graph(graph_id: int, owner: str, epoch: int, state: str, outputs: A
             return False
         parent_task = _PARENT_TASK.execute(id=graph_id).fetchone()[0]
     if parent_task is not None:
-        task_state = "finished" if state == "finished" else "failed"
-        Task.update(state=task_state, finished=now,
-                    result=dumps(outputs) if state == "finished" else None,
-                    error=None if state == "finished" else dumps(
-                        error or {"type": "GraphFailed", "message": f"nested graph {graph_id} "
-                                  f"{state}", "traceback": None})).where(
-            Task.id == parent_task, TASK_STATE == "running").execute()
+        _SETTLE_PARENT.execute(task=parent_task, now=now, **settling)
     log_event(f"graph.{state}", graph_id, actor=owner)
     return True

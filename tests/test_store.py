@@ -937,7 +937,28 @@ def test_completing_a_nested_graph_finishes_its_task(store: Store, caps: str) ->
     task = Task.get(Task.graph == parent.id, Task.name == "bands")
     assert (task.state, json.loads(task.result), task.finished) == ("finished", {"x": 1}, 70.0)
     assert Graph.get_by_id(child.id).state == "finished"
-    set_tasks(parent, relax="finished", scf="failed", report="skipped")
+    assert [(e.kind, e.actor, e.task) for e in LogEntry.select().where(
+        LogEntry.graph == child.id)] == [("graph.finished", "s1", None)]
+    # a failed nested graph fails its task with the graph's error, in one statement where
+    # the database has writable CTEs
+    second = nest(store, parent, "scf")
+    set_tasks(parent, scf="running")
+    set_tasks(second, b="failed")
+    error = {"type": "GraphFailed", "message": "failed tasks: b", "traceback": None}
+    with store.write(), Recorder(store) as rec:
+        assert scheduling.complete_graph(second.id, "s1", second.epoch, "failed", None, error,
+                                         70.5)
+    if store.caps.writable_cte:
+        assert len(rec.statements) == 1
+    task = Task.get(Task.graph == parent.id, Task.name == "scf")
+    assert (task.state, task.result, json.loads(task.error), task.finished) == \
+        ("failed", None, error, 70.5)
+    with store.write():                      # twice: the graph is closed, nothing changes
+        assert not scheduling.complete_graph(second.id, "s1", second.epoch, "failed", None,
+                                             error, 71.0)
+    assert Task.get_by_id(task.id).finished == 70.5
+    assert LogEntry.select().where(LogEntry.graph == second.id).count() == 1
+    set_tasks(parent, relax="finished", report="skipped")
     with store.write():                      # a root graph has no task to finish
         assert scheduling.complete_graph(parent.id, "s1", parent.epoch, "failed", None,
                                  {"type": "GraphFailed", "message": "x", "traceback": None}, 71.0)
