@@ -177,7 +177,6 @@ class Gauges(Collector):
             yield messages
             yield consumers
 
-
     def _read(self) -> tuple[Counts | None, dict[str, tuple[int, int]] | None]:
         """The store's counts and the queue depths, read at the same time: the store on its
         reader's thread while the broker is asked for the queues of the pools known from the
