@@ -103,9 +103,6 @@ class StoreReader:
         self._store: Store | None = None
         self.error = ""
 
-    def read(self, timeout: float = DB_TIMEOUT) -> Counts | None:
-        return self.result(self.submit(), time.monotonic() + timeout)
-
     def submit(self) -> concurrent.futures.Future[Counts]:
         """Start a read on the reader's thread (the caller does something else meanwhile)."""
         return self._pool.submit(self._read)

@@ -101,18 +101,35 @@ def _queue_chunk(size: int, one_args: bool) -> Statement:
     key = (size, one_args)
     statement = _QUEUE_CHUNKS.get(key)
     if statement is None:
-        def build() -> Any:
-            ids = [param(f"id{i}") for i in range(size)]
-            args = param("args") if one_args else peewee.Case(
-                Task.id, [(ids[i], param(f"args{i}")) for i in range(size)])
-            return Task.update(state="queued", queued_at=param("now"), args=args,
-                               waiting_for=None).where(Task.id.in_(ids),
-                                                       TASK_STATE == "waiting").returning(Task.id)
-        statement = _QUEUE_CHUNKS[key] = Statement(build)
+        statement = _QUEUE_CHUNKS[key] = Statement(
+            lambda: _queueing(size, one_args).returning(Task.id))
     return statement
 
 
 _QUEUE_CHUNKS: dict[tuple[int, bool], Statement] = {}
+
+
+def _queueing(size: int, one_args: bool, *conditions: Any) -> Any:
+    """The update of a chunk: tasks ``id0``.. waiting -> queued at ``now`` with their
+    arguments (``args``, or ``args0``.. by a ``CASE``), where ``conditions`` hold too."""
+    ids = [param(f"id{i}") for i in range(size)]
+    args = param("args") if one_args else peewee.Case(
+        Task.id, [(ids[i], param(f"args{i}")) for i in range(size)])
+    return Task.update(state="queued", queued_at=param("now"), args=args,
+                       waiting_for=None).where(Task.id.in_(ids), TASK_STATE == "waiting",
+                                               *conditions)
+
+
+def _chunk_values(chunk: list[tuple[int, str]]) -> tuple[bool, dict[str, Any]]:
+    """Whether a chunk's tasks ``(id, args_json)`` share their arguments, and the
+    parameters of :func:`_queueing` for it."""
+    one_args = len({args for _, args in chunk}) == 1
+    values: dict[str, Any] = {f"id{i}": task_id for i, (task_id, _) in enumerate(chunk)}
+    if one_args:
+        values["args"] = chunk[0][1]
+    else:
+        values.update((f"args{i}", args) for i, (_, args) in enumerate(chunk))
+    return one_args, values
 
 
 def queue_tasks(items: list[tuple[int, str]], now: float) -> list[int]:
@@ -127,15 +144,8 @@ def queue_tasks(items: list[tuple[int, str]], now: float) -> list[int]:
     queued: list[int] = []
     for start in range(0, len(items), QUEUE_CHUNK):
         chunk = items[start:start + QUEUE_CHUNK]
-        one_args = len({args for _, args in chunk}) == 1
-        values: dict[str, Any] = {"now": now}
-        for i, (task_id, args) in enumerate(chunk):
-            values[f"id{i}"] = task_id
-            if not one_args:
-                values[f"args{i}"] = args
-        if one_args:
-            values["args"] = chunk[0][1]
-        cursor = _queue_chunk(len(chunk), one_args).execute(**values)
+        one_args, values = _chunk_values(chunk)
+        cursor = _queue_chunk(len(chunk), one_args).execute(now=now, **values)
         queued.extend(row[0] for row in cursor.fetchall())
     return queued
 
@@ -157,15 +167,10 @@ def _one_trip(size: int, one_args: bool, pools: int) -> Statement:
                     capabilities().row_lock).cte("owned")
             caps = Pool.select(Pool.max_running).where(Pool.name.in_(
                 [param(f"pool{i}") for i in range(pools)])).for_update("FOR SHARE").cte("caps")
-            ids = [param(f"id{i}") for i in range(size)]
-            args = param("args") if one_args else peewee.Case(
-                Task.id, [(ids[i], param(f"args{i}")) for i in range(size)])
             capped = 'FROM "caps" WHERE "max_running" IS NOT NULL'
-            queued = Task.update(state="queued", queued_at=param("now"), args=args,
-                                 waiting_for=None).where(
-                Task.id.in_(ids), TASK_STATE == "waiting",
-                fn.EXISTS(peewee.SQL('SELECT 1 FROM "owned"')),
-                ~fn.EXISTS(peewee.SQL(f"SELECT 1 {capped}"))).returning(Task.id).cte("queued")
+            queued = _queueing(size, one_args, fn.EXISTS(peewee.SQL('SELECT 1 FROM "owned"')),
+                               ~fn.EXISTS(peewee.SQL(f"SELECT 1 {capped}"))).returning(
+                                   Task.id).cte("queued")
             return peewee.Select(columns=[
                 peewee.SQL('(SELECT count(*) FROM "owned")'),
                 peewee.SQL(f"(SELECT count(*) {capped})"), queued.c.id]).from_(
@@ -185,17 +190,10 @@ def _dispatch_in_one_trip(graph_id: int, owner: str, epoch: int,
     """:func:`dispatch` as one statement, or None (having changed nothing) when a pool of
     the tasks has a cap: its room is counted the long way."""
     pools = sorted({pool for _, pool, _ in items})
-    one_args = len({args for _, _, args in items}) == 1
-    values: dict[str, Any] = {"graph": graph_id, "owner": owner, "epoch": epoch, "now": now}
-    for i, pool in enumerate(pools):
-        values[f"pool{i}"] = pool
-    for i, (task_id, _, args) in enumerate(items):
-        values[f"id{i}"] = task_id
-        if not one_args:
-            values[f"args{i}"] = args
-    if one_args:
-        values["args"] = items[0][2]
-    rows = _one_trip(len(items), one_args, len(pools)).execute(**values).fetchall()
+    one_args, values = _chunk_values([(task_id, args) for task_id, _, args in items])
+    values.update((f"pool{i}", pool) for i, pool in enumerate(pools))
+    rows = _one_trip(len(items), one_args, len(pools)).execute(
+        graph=graph_id, owner=owner, epoch=epoch, now=now, **values).fetchall()
     owned, capped = rows[0][0], rows[0][1]
     if not owned:
         return False, [], {}
