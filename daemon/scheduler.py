@@ -21,6 +21,7 @@ from typing import Any
 from aio_pika.abc import AbstractIncomingMessage
 
 from wgops.daemon.broker import Broker, event, refuse
+from wgops.daemon.collector import Collector
 from wgops.daemon.dispatch import DispatchQueue
 from wgops.daemon.dispatcher import Dispatcher
 from wgops.daemon.graphlife import GraphLife
@@ -66,6 +67,7 @@ class SchedulerDaemon(Watchdog, Dispatcher, GraphLife):
         self._declared: set[str] = set()
         self._consumers: list[tuple[Any, str]] = []
         self.stopping = False
+        self.collector = Collector()                         # full collections: from tick
         self._start_watchdog()
         self.retention = None if settings.retention is None else Retention(
             self.store, sid, settings.retention, settings.heartbeat, clock)
@@ -73,6 +75,7 @@ class SchedulerDaemon(Watchdog, Dispatcher, GraphLife):
     # -- lifecycle --------------------------------------------------------------------------
 
     async def initialize(self) -> None:
+        self.collector.install()
         self.db.start()
         await self.db.write(lambda: None)
         await self.db.read(migrate, self.store)
@@ -135,6 +138,7 @@ class SchedulerDaemon(Watchdog, Dispatcher, GraphLife):
         self.queue.uncap()
         self.queue.resend()
         self._schedule_flush()
+        self.collector.tick()
 
     async def _refresh_pools(self, now: float) -> None:
         before = self.served
