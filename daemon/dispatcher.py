@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 BATCH = 500                # ready tasks taken per dispatch round
+QUICK_DISPATCH = 8         # a dispatch of at most this many tasks may run on the loop (SQLite)
 JSON_TYPES = {dict: "mapping", str: "string", int: "number", float: "number", bool: "boolean",
               type(None): "null"}
 
@@ -171,8 +172,9 @@ class Dispatcher:
     async def _queue_and_publish(self, run: GraphRun, leaf: list[tuple[Item, Node, RunTask]],
                                  now: float) -> None:
         fresh = [(n.id, n.pool, dumps(m.args)) for _, n, m in leaf if n.state == "waiting"]
-        owned, queued_ids, capped = await self.db.write(scheduling.dispatch, run.id, self.id,
-                                                        run.epoch, fresh, now)
+        write = self.db.quick_write if len(fresh) <= QUICK_DISPATCH else self.db.write
+        owned, queued_ids, capped = await write(scheduling.dispatch, run.id, self.id, run.epoch,
+                                                fresh, now)
         if not owned:
             await self._reload(run.root, now)
             return

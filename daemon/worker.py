@@ -328,7 +328,7 @@ class WorkerDaemon:
         try:
             deadline = self.clock() + 4 * self.settings.stale_after
             while True:
-                verdict, detail = await self.db.write(
+                verdict, detail = await self._writer()(
                     execution.start, msg.task, msg.attempt, self.id, redelivered,
                     self.settings.max_lost, self.settings.stale_after, self.clock())
                 if verdict != "wait" or self.clock() > deadline or self.stopping:
@@ -337,6 +337,13 @@ class WorkerDaemon:
                 await asyncio.sleep(self.settings.heartbeat / 2)
         finally:
             self.starting.discard(msg.task)
+
+    def _writer(self) -> Callable[..., Any]:
+        """How a task's start or outcome is written: on the event loop when it is the only
+        task here (a chain's hop: no hand-off to the database thread and back), through the
+        thread when others run beside it (whose writes the thread commits together)."""
+        alone = len(self.executing) + len(self.starting) <= 1
+        return self.db.quick_write if alone else self.db.write
 
     async def _run(self, job: Job) -> None:
         current = asyncio.current_task()
@@ -376,8 +383,8 @@ class WorkerDaemon:
             owner = await self.db.write(execution.built, job.task, attempts, self.id,
                                         result or "null", now)
         else:
-            owner = await self.db.write(execution.finish, job.task, attempts, self.id, state,
-                                        result, error, not_before, now)
+            owner = await self._writer()(execution.finish, job.task, attempts, self.id, state,
+                                         result, error, not_before, now)
         await self.logs.settle(saving)
         # committed: a message for the task's next attempt (a retry, dispatched as soon as
         # the owner hears of this one) must start it, not be dropped as "running here"

@@ -331,12 +331,18 @@ class AsyncStore:
         self._loop: asyncio.AbstractEventLoop | None = None
         self.unavailable_since: float | None = None
         self._here: int | None = None      # the thread whose connection quick_read set up
+        self._pending = 0                  # jobs handed to the thread, not yet handed back
+        self.writes = 0                    # writes asked for (write, queue_write, quick_write)
+        self.writes_here = 0               # of them run on the event loop (quick_write)
 
     def start(self) -> None:
         self._loop = asyncio.get_running_loop()
         self._thread.start()
 
     async def stop(self) -> None:
+        if self.writes_here:
+            logger.info("database: %d of %d writes ran on the event loop", self.writes_here,
+                        self.writes)
         self._jobs.put(None)
         await asyncio.get_running_loop().run_in_executor(None, self._thread.join, 10)
         if self._here == threading.get_ident():
@@ -363,10 +369,33 @@ class AsyncStore:
                 pass
         return await self.read(fn, *args)
 
+    async def quick_write(self, fn: Callable[..., T], *args: Any) -> T:
+        """``write`` for a short write on a hot path (a task's start, its outcome, the
+        dispatch of a few tasks): on a database with ``local_reads`` (SQLite), while the
+        database thread has nothing queued or running, it runs here, on the event loop's own
+        connection, as a transaction of its own that never waits for the lock (busy timeout
+        0) and never checkpoints (the thread's commits do). If the database is locked or the
+        attempt fails for a transient reason (rolled back), it goes to the thread as
+        ``write`` does. Still in order with every other write of this store: none was
+        waiting before it, and it commits before the loop runs anything else. Saves the
+        thread's two hand-offs (~0.1 ms a write on this machine)."""
+        if self.store.caps.local_reads and not self._pending:
+            try:
+                self._connect_here()
+                with self.store.write():
+                    value = fn(*args)
+                self.writes += 1
+                self.writes_here += 1
+                return value
+            except _TRANSIENT:
+                pass
+        return await self.write(fn, *args)
+
     def _connect_here(self) -> None:
         if self._here != threading.get_ident():
             self.store.connect()
             self.store.db.execute_sql("PRAGMA busy_timeout = 0")
+            self.store.db.execute_sql("PRAGMA wal_autocheckpoint = 0")
             self._here = threading.get_ident()
 
     def queue_write(self, fn: Callable[..., T], *args: Any) -> "asyncio.Future[T]":
@@ -377,6 +406,8 @@ class AsyncStore:
     def _submit(self, write: bool, fn: Callable[..., Any], args: tuple) -> "asyncio.Future[Any]":
         assert self._loop is not None, "AsyncStore.start() first"
         future = self._loop.create_future()
+        self._pending += 1
+        self.writes += write
         self._jobs.put((write, fn, args, future))
         return future
 
@@ -390,6 +421,7 @@ class AsyncStore:
             -> None:
         """Hand results to the loop: one wake-up for a whole batch."""
         def apply() -> None:
+            self._pending -= len(results)
             for future, value, error in results:
                 if future.done():
                     continue

@@ -542,6 +542,98 @@ async def test_quick_read_sees_what_is_committed_and_never_waits_for_a_writer(
         await astore.stop()
 
 
+async def test_quick_write_runs_on_the_loop_only_when_nothing_waits_before_it(
+        db_url: str) -> None:
+    """``quick_write`` runs on the event loop (SQLite) only while the database thread has
+    nothing queued or running, so it never commits ahead of a write asked for before it;
+    otherwise, and always on PostgreSQL, it goes through the thread. A failing write is rolled
+    back and raises, as ``write`` does."""
+    import threading
+
+    from wgops.store.db import AsyncStore
+
+    setup = Store(db_url).connect()
+    migrate(setup)
+    local = setup.caps.local_reads
+    setup.close()
+    astore = AsyncStore(Store(db_url))
+    astore.start()
+    loop_thread = threading.get_ident()
+    ran_on: dict[str, int] = {}
+
+    def add(name: str, after: str | None = None) -> set[str]:
+        ran_on[name] = threading.get_ident()
+        Pool.create(name=name)
+        return {p.name for p in Pool.select()} if after else set()
+
+    def boom() -> None:
+        Pool.create(name="doomed")
+        raise ValueError("this write fails")
+
+    try:
+        await astore.quick_write(add, "alone")
+        assert (ran_on["alone"] == loop_thread) is local
+        first = astore.queue_write(add, "first")       # asked for, not yet committed
+        seen = await astore.quick_write(add, "second", "first")
+        assert ran_on["second"] != loop_thread          # behind "first": through the thread
+        assert "first" in seen
+        await first
+        with pytest.raises(ValueError, match="this write fails"):
+            await astore.quick_write(boom)
+        names = await astore.read(lambda: {p.name for p in Pool.select()})
+        assert {"alone", "first", "second"} <= names and "doomed" not in names
+        assert astore.writes_here == (1 if local else 0)   # "alone" (boom's was undone)
+    finally:
+        await astore.stop()
+
+
+async def test_quick_write_never_waits_for_the_lock_on_the_loop(db_url: str) -> None:
+    """SQLite: while another connection holds the write lock, ``quick_write`` does not block
+    the event loop; it goes to the database thread, which commits it once the lock is free,
+    once."""
+    import asyncio
+    import threading
+
+    from wgops.store.db import AsyncStore
+
+    setup = Store(db_url).connect()
+    migrate(setup)
+    if not setup.caps.local_reads:
+        setup.close()
+        pytest.skip("quick_write runs on the loop only where reads do (SQLite)")
+    setup.close()
+    holding, release = threading.Event(), threading.Event()
+
+    def holder() -> None:
+        other = Store(db_url).connect()
+        with other.write():
+            Pool.create(name="held")
+            holding.set()
+            release.wait(30)
+        other.close()
+
+    astore = AsyncStore(Store(db_url))
+    astore.start()
+    thread = threading.Thread(target=holder)
+    thread.start()
+    try:
+        assert await asyncio.to_thread(holding.wait, 30)
+        started = time.monotonic()
+        write = asyncio.ensure_future(astore.quick_write(
+            lambda: Pool.create(name="later")))
+        await asyncio.sleep(0.3)
+        assert time.monotonic() - started < 0.5       # the loop went on meanwhile
+        assert not write.done()                         # the thread waits for the lock
+        release.set()
+        await asyncio.wait_for(write, 20)
+        assert await astore.read(lambda: Pool.select().where(Pool.name == "later").count()) == 1
+        assert astore.writes_here == 0
+    finally:
+        release.set()
+        thread.join(30)
+        await astore.stop()
+
+
 def test_times_keep_sub_second_precision(store: Store) -> None:
     now = time.time()
     g = submit(store)
