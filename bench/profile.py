@@ -179,8 +179,11 @@ def main() -> int:
             proc.send_signal(15)
             proc.wait(30)
         for name, proc in daemons.items():
-            wire = [line for line in inst.log(proc.pid).splitlines() if "socket writes" in line]
-            print(f"{name}: {wire[-1].split(' ', 3)[-1] if wire else 'no wire figures'}")
+            lines = inst.log(proc.pid).splitlines()
+            for what in ("socket writes", "on the event loop"):
+                said = [line for line in lines if what in line]
+                if said:
+                    print(f"{name}: {said[-1].split(' ', 3)[-1]}")
     finally:
         inst.close()
     return 0
