@@ -466,6 +466,32 @@ def shuffled(ids: list[int], seed: int) -> list[int]:
 # -- AsyncStore: off-loop database access with group commit ----------------------------------
 
 
+class OpenWrite:
+    """Another connection's write transaction, held open in a thread of its own until
+    :meth:`release`; ``change`` runs inside it."""
+
+    def __init__(self, db_url: str, change: Any):
+        import threading
+
+        self.holding, self._released = threading.Event(), threading.Event()
+
+        def hold() -> None:
+            other = Store(db_url).connect()
+            with other.write():
+                change()
+                self.holding.set()
+                self._released.wait(30)
+            other.close()
+        self.thread = threading.Thread(target=hold)
+        self.thread.start()
+
+    def release(self) -> None:
+        self._released.set()
+
+    def join(self) -> None:
+        self.thread.join(30)
+
+
 async def test_async_store_group_commit_isolates_failures(db_url: str) -> None:
     import asyncio
 
@@ -504,7 +530,6 @@ async def test_quick_read_sees_what_is_committed_and_never_waits_for_a_writer(
     neither sees the uncommitted change nor waits for the lock; once that commits, it sees
     it."""
     import asyncio
-    import threading
 
     from wgops.store.db import AsyncStore
     from wgops.store.loading import task_states
@@ -514,31 +539,21 @@ async def test_quick_read_sees_what_is_committed_and_never_waits_for_a_writer(
     g = submit(setup)
     tid = Task.get(Task.graph == g.id, Task.name == "relax").id
     setup.close()
-    holding, release = threading.Event(), threading.Event()
-
-    def writer() -> None:
-        other = Store(db_url).connect()
-        with other.write():
-            Task.update(state="queued", attempts=3).where(Task.id == tid).execute()
-            holding.set()
-            release.wait(30)
-        other.close()
-
     astore = AsyncStore(Store(db_url))
     astore.start()
-    thread = threading.Thread(target=writer)
-    thread.start()
+    writer = OpenWrite(db_url, lambda: Task.update(state="queued", attempts=3).where(
+        Task.id == tid).execute())
     try:
-        assert await asyncio.to_thread(holding.wait, 30)
+        assert await asyncio.to_thread(writer.holding.wait, 30)
         got = await asyncio.wait_for(astore.quick_read(task_states, [tid]), 10)
         assert got == {tid: ("waiting", 0, None)}
-        release.set()
-        await asyncio.to_thread(thread.join, 30)
+        writer.release()
+        await asyncio.to_thread(writer.join)
         assert await astore.quick_read(task_states, [tid]) == {tid: ("queued", 3, None)}
         assert await astore.read(task_states, [tid]) == {tid: ("queued", 3, None)}
     finally:
-        release.set()
-        thread.join(30)
+        writer.release()
+        writer.join()
         await astore.stop()
 
 
@@ -592,7 +607,6 @@ async def test_quick_write_never_waits_for_the_lock_on_the_loop(db_url: str) -> 
     the event loop; it goes to the database thread, which commits it once the lock is free,
     once."""
     import asyncio
-    import threading
 
     from wgops.store.db import AsyncStore
 
@@ -602,35 +616,24 @@ async def test_quick_write_never_waits_for_the_lock_on_the_loop(db_url: str) -> 
         setup.close()
         pytest.skip("quick_write runs on the loop only where reads do (SQLite)")
     setup.close()
-    holding, release = threading.Event(), threading.Event()
-
-    def holder() -> None:
-        other = Store(db_url).connect()
-        with other.write():
-            Pool.create(name="held")
-            holding.set()
-            release.wait(30)
-        other.close()
-
     astore = AsyncStore(Store(db_url))
     astore.start()
-    thread = threading.Thread(target=holder)
-    thread.start()
+    holder = OpenWrite(db_url, lambda: Pool.create(name="held"))
     try:
-        assert await asyncio.to_thread(holding.wait, 30)
+        assert await asyncio.to_thread(holder.holding.wait, 30)
         started = time.monotonic()
         write = asyncio.ensure_future(astore.quick_write(
             lambda: Pool.create(name="later")))
         await asyncio.sleep(0.3)
         assert time.monotonic() - started < 0.5       # the loop went on meanwhile
         assert not write.done()                         # the thread waits for the lock
-        release.set()
+        holder.release()
         await asyncio.wait_for(write, 20)
         assert await astore.read(lambda: Pool.select().where(Pool.name == "later").count()) == 1
         assert astore.writes_here == 0
     finally:
-        release.set()
-        thread.join(30)
+        holder.release()
+        holder.join()
         await astore.stop()
 
 
