@@ -389,15 +389,19 @@ def _map_memory(inst: Installation, n: int) -> float:
     return grown / n / 1024
 
 
+def _static_fanout(inst: Installation, name: str) -> float:
+    """Tasks/s of one graph of STATIC_FANOUT independent no-ops, submit to last finish."""
+    ids, t0 = inst.submit([{"name": name, "tasks": {
+        f"t{k}": {"run": NOOP} for k in range(STATIC_FANOUT)}}])
+    inst.wait_graphs(ids, 120)
+    return STATIC_FANOUT / _elapsed(inst, ids, t0)
+
+
 def run_shapes(inst: Installation, i: int) -> dict[str, float]:
     out: dict[str, float] = {}
     if i == 0:
         out["kb_per_copy"] = _map_memory(inst, MAP_COPIES)
-    ids, t0 = inst.submit([{"name": f"static-{i}", "tasks": {
-        f"t{k}": {"run": NOOP} for k in range(STATIC_FANOUT)}}])
-    inst.wait_graphs(ids, 120)
-    static = STATIC_FANOUT / _elapsed(inst, ids, t0)
-
+    before = _static_fanout(inst, f"static-{i}-before")
     ids, _ = inst.submit([_mapped_doc(f"map-{i}", MAP_COPIES)])
     inst.wait_graphs(ids, 600)
     source = _source_finished(inst, ids[0])
@@ -406,6 +410,11 @@ def run_shapes(inst: Installation, i: int) -> dict[str, float]:
         raise BenchError(f"{len(copies)} copies instead of {MAP_COPIES}")
     out["expand_to_queued_s"] = max(q for q, _, _ in copies) - source
     out["copies_per_s"] = MAP_COPIES / (max(f for _, _, f in copies) - source)
+    after = _static_fanout(inst, f"static-{i}-after")
+    # the static figure brackets the map (once before it, once after): the machine's speed
+    # drifts by a tenth within a minute, and a ratio of two figures taken in sequence follows
+    static = (before + after) / 2
+    out["static_before_per_s"], out["static_after_per_s"] = before, after
     out["static_tasks_per_s"] = static
     out["copies_vs_static"] = out["copies_per_s"] / static
 
