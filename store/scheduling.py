@@ -18,6 +18,7 @@ from typing import Any
 import peewee
 from peewee import fn
 
+from wgops.store import spawning
 from wgops.store.db import Statement, capabilities, lead_alone, lead_in_transaction, param
 from wgops.store.eventlog import log_event
 from wgops.store.graphs import create_graph
@@ -279,11 +280,17 @@ def fail_in_scheduler(graph_id: int, owner: str, epoch: int, task_id: int, error
     return True
 
 
+@lead_alone
 def spawn_child(graph_id: int, owner: str, epoch: int, task_id: int, doc: dict[str, Any],
                 inputs: dict[str, Any], priority: int, root: int, depth: int,
                 now: float) -> GraphRow | None:
     """Start a nested-graph task: its row -> running, a child graph owned by ``owner``;
-    returns the child as :func:`load_tree` would load it (None: the graph is not ours)."""
+    returns the child as :func:`load_tree` would load it (None: the graph is not ours).
+    Where the database can, one statement (:mod:`wgops.store.spawning`)."""
+    if spawning.available(doc):
+        return spawning.spawn_at_once(spawning.MARK_SPAWNING, graph_id, owner, epoch, task_id,
+                                      doc, inputs, dumps(inputs), priority, root, depth, now)
+    lead_in_transaction()           # the fence's lock is held to the end
     if not fence(graph_id, owner, epoch):
         return None
     if not _SPAWNING.execute(id=task_id, now=now, args=dumps(inputs)).rowcount:

@@ -13,6 +13,8 @@ from typing import Any
 
 import peewee
 
+from wgops.store import spawning
+from wgops.store.db import lead_alone, lead_in_transaction
 from wgops.store.eventlog import log_event
 from wgops.store.graphs import create_graph
 from wgops.store.loading import _ONE_GRAPH_TASKS, GraphRow, TaskRow, _task_columns, _task_row
@@ -121,10 +123,15 @@ def built_document(task_id: int) -> Any:
     return None if row is None else loads(row.result)
 
 
+@lead_alone
 def spawn_built(graph_id: int, owner: str, epoch: int, task_id: int, doc: dict[str, Any],
                 priority: int, root: int, depth: int, now: float) -> GraphRow | None:
     """A build task's graph, validated by the scheduler, spawned as its nested graph (the
     task stays ``running`` until that graph ends); None: not ours, or not built."""
+    if spawning.available(doc):
+        return spawning.spawn_at_once(spawning.MARK_BUILT, graph_id, owner, epoch, task_id,
+                                      doc, None, None, priority, root, depth, now)
+    lead_in_transaction()           # the fence's lock is held to the end
     if not fence(graph_id, owner, epoch):
         return None
     spawned = Graph.select(Graph.id).where(Graph.parent_task == task_id)

@@ -381,3 +381,48 @@ async def test_a_lone_dispatch_is_one_round_trip_and_the_long_way_keeps_its_fenc
         await astore.stop()
         store.db.connect_params.pop("cursor_factory", None)
         store.close()
+
+
+async def test_a_lone_spawn_is_one_round_trip_and_the_long_way_keeps_its_fence(
+        pg_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A nested graph's spawn alone in its batch (store/spawning.py): one statement,
+    committed as it runs; a graph too large for it takes the statement-by-statement way in
+    one transaction that its fence opens (the parent's row stays locked to the end)."""
+    from wgops.store import scheduling, spawning
+    from wgops.store.db import AsyncStore
+    from wgops.store.document import normalise
+    from wgops.store.graphs import create_graph
+    from wgops.store.migrations import migrate
+    from wgops.store.models import Graph, Task
+
+    child = {"name": "child", "tasks": {"leaf": {"run": "wgops.examples.tasks:add"}}}
+    store = Store.of(pg_url)
+    migrate(store)
+    with store.write():
+        g = create_graph(normalise({"name": "g", "tasks": {
+            f"n{k}": {"graph": child} for k in range(3)}}, "trips"), owner="s1",
+            state="running")
+    ids = {t.name: t.id for t in Task.select(Task.id, Task.name)}
+    doc = normalise(child, "trips")
+    store.db.close()
+    store.db.connect_params["cursor_factory"] = CountingCursor
+    astore = AsyncStore(store)
+    astore.start()
+    try:
+        def spawn(name: str) -> object:
+            return astore.write(scheduling.spawn_child, g.id, "s1", g.epoch, ids[name], doc,
+                                {}, 0, g.id, 0, 1.0)
+        assert await spawn("n0") is not None             # (prepared inside a transaction)
+        SENT.clear()
+        row = await spawn("n1")
+        assert row is not None and [t.name for t in row.tasks] == ["leaf"]
+        assert len(SENT) == 1 and SENT[0].startswith("EXECUTE "), SENT
+        monkeypatch.setattr(spawning, "AT_ONCE_TASKS", 0)
+        SENT.clear()
+        assert await spawn("n2") is not None
+        assert SENT[0].startswith("BEGIN; ") and SENT[-1] == "COMMIT" and len(SENT) > 5, SENT
+    finally:
+        await astore.stop()
+        store.db.connect_params.pop("cursor_factory", None)
+        store.close()
+    assert Graph.select().where(Graph.parent_task.in_(list(ids.values()))).count() == 3

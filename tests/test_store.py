@@ -1235,6 +1235,71 @@ def test_spawned_child_is_returned_as_load_tree_reads_it(store: Store) -> None:
     assert Task.get_by_id(task.id).state == "running"
 
 
+def test_a_spawn_in_one_statement_writes_what_its_statements_write(
+        store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A nested graph's spawn and a built graph's, in one statement (store/spawning.py)
+    against statement by statement (a graph larger than AT_ONCE_TASKS): the same rows of
+    the child graph, its document, tasks and pools, the spawning task and the event log,
+    and the same row returned; a stale owner and a second spawn are refused alike."""
+    from wgops.store import execution, scheduling, shapes, spawning
+
+    child = normalise({"name": "child", "inputs": {"k": 1}, "tasks": {
+        "a": {"run": "wgops.examples.tasks:relax", "pool": "io", "retries": 1},
+        "b": {"shell": "echo ${a.structure}", "pool": "fresh-pool"},
+        "c": {"run": "wgops.examples.tasks:scf", "args": {"s": "${inputs.k}"}}}}, "test")
+    child["source"] = "c.yaml"
+    if not spawning.available(child):
+        pytest.skip("a spawn in one statement needs writable CTEs and locking reads")
+
+    def spawn(at_once: bool, built: bool) -> tuple[Any, dict[str, Any]]:
+        monkeypatch.setattr(spawning, "AT_ONCE_TASKS", 64 if at_once else 0)
+        parent = submit(store, MAPPED if built else DOC, owner="s1", state="running")
+        task = Task.get(Task.graph == parent.id, Task.name == ("b" if built else "bands"))
+        with store.write():
+            if built:
+                Task.update(state="running", attempts=1, worker="w1").where(
+                    Task.id == task.id).execute()
+                execution.built(task.id, 1, "w1", json.dumps({"name": "built"}), 1.0)
+                assert shapes.spawn_built(parent.id, "s2", parent.epoch, task.id, child, 3,
+                                          parent.id, 0, 2.0) is None
+                row = shapes.spawn_built(parent.id, "s1", parent.epoch, task.id, child, 3,
+                                         parent.id, 0, 2.0)
+                assert shapes.spawn_built(parent.id, "s1", parent.epoch, task.id, child, 3,
+                                          parent.id, 0, 2.0) is None    # spawned already
+            else:
+                assert scheduling.spawn_child(parent.id, "s2", parent.epoch, task.id, child,
+                                              {"k": 2}, 3, parent.id, 0, 2.0) is None
+                row = scheduling.spawn_child(parent.id, "s1", parent.epoch, task.id, child,
+                                             {"k": 2}, 3, parent.id, 0, 2.0)
+                assert scheduling.spawn_child(parent.id, "s1", parent.epoch, task.id, child,
+                                              {"k": 2}, 3, parent.id, 0, 2.0) is None
+        assert row is not None and row.parent_task == task.id and row.root == parent.id
+        assert [row] == load_tree(row.id, "s1")
+        graph = Graph.select().where(Graph.id == row.id).dicts().get()
+        assert graph.pop("parent_task") == task.id and graph.pop("root") == parent.id
+        for key in ("id", "created", "started"):
+            graph.pop(key)
+        tasks = [{k: v for k, v in t.items() if k not in ("id", "graph")} for t in
+                 Task.select().where(Task.graph == row.id).order_by(Task.id).dicts()]
+        spawner = Task.select().where(Task.id == task.id).dicts().get()
+        events = [(e.kind, e.actor, e.data.replace(str(row.id), "CHILD") if e.data else None)
+                  for e in LogEntry.select().where(LogEntry.graph == parent.id)
+                  .order_by(LogEntry.id)]
+        return (dataclasses.replace(row, id=0, parent_task=0, root=0, tasks=[
+            dataclasses.replace(t, id=0) for t in row.tasks])), {
+            "graph": graph, "tasks": tasks, "events": events,
+            "document": json.loads(GraphDocument.get_by_id(row.id).document),
+            "pools": sorted(p.name for p in Pool.select()),
+            "spawner": {k: v for k, v in spawner.items() if k not in ("id", "graph")}}
+
+    for built in (False, True):
+        at_once = spawn(True, built)
+        assert spawn(False, built) == at_once
+        assert at_once[1]["tasks"][0]["name"] == "a"          # in the document's order
+    assert "fresh-pool" in at_once[1]["pools"]
+    assert [e[0] for e in at_once[1]["events"]][-1] == "task.built"
+
+
 # -- run-time shapes --------------------------------------------------------------------------
 
 MAPPED = normalise({"name": "mapped", "tasks": {
