@@ -8,12 +8,14 @@ it in the same transaction.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Any
 
 import peewee
+from peewee import fn
 
-from wgops.store.db import ListStatement, Statement, param
+from wgops.store.db import ListStatement, Statement, capabilities, param
 from wgops.store.eventlog import log_event
 from wgops.store.graphs import tree_ids
 from wgops.store.models import (
@@ -22,6 +24,7 @@ from wgops.store.models import (
     GRAPH_STATE,
     Graph,
     GraphDocument,
+    LogEntry,
     Task,
     loads,
 )
@@ -124,12 +127,37 @@ def child_state(graph_id: int) -> tuple[str, Any, Any] | None:
     return None if g is None else (g.state, loads(g.outputs), loads(g.error))
 
 
-_CLAIM = Statement(lambda: Graph.update(
-    scheduler=param("owner"), epoch=Graph.epoch + 1,
-    state=peewee.Case(None, [(Graph.state == "queued", "running")], Graph.state),
-    started=peewee.fn.COALESCE(Graph.started, param("now"))).where(
-        Graph.id == param("id"), Graph.parent_task.is_null(), GRAPH_STATE.in_(GRAPH_ACTIVE),
-        Graph.scheduler.is_null()))
+def _claim() -> Any:
+    return Graph.update(
+        scheduler=param("owner"), epoch=Graph.epoch + 1,
+        state=peewee.Case(None, [(Graph.state == "queued", "running")], Graph.state),
+        started=peewee.fn.COALESCE(Graph.started, param("now"))).where(
+            Graph.id == param("id"), Graph.parent_task.is_null(), GRAPH_STATE.in_(GRAPH_ACTIVE),
+            Graph.scheduler.is_null())
+
+
+def _claim_in_one_statement() -> Any:
+    """The claim, its event-log row and the graph's row as :func:`load_tree` reads it, with
+    whether any graph is nested below it (then the tree is read as load_tree reads it)."""
+    claimed = _claim().returning(Graph.id, Graph.epoch, Graph.state, Graph.priority,
+                                 Graph.parent_task, Graph.root, Graph.depth,
+                                 Graph.inputs).cte("claimed")
+    logged = LogEntry.insert_from(
+        peewee.Select((claimed,), [param("ts"), claimed.c.id, param("kind"), param("owner")]),
+        [LogEntry.ts, LogEntry.graph, LogEntry.kind, LogEntry.actor]).returning(
+            LogEntry.id).cte("logged")
+    document = GraphDocument.select(GraphDocument.document).where(
+        GraphDocument.graph == claimed.c.id)
+    nested = Graph.select(Graph.id).join(Task, on=(Graph.parent_task == Task.id)).where(
+        Task.graph == claimed.c.id)
+    return peewee.Select((claimed,), [
+        claimed.c.id, claimed.c.epoch, claimed.c.state, claimed.c.priority,
+        claimed.c.parent_task_id, claimed.c.root, claimed.c.depth, document, claimed.c.inputs,
+        fn.EXISTS(nested)]).with_cte(claimed, logged).bind(Graph._meta.database)
+
+
+_CLAIM = Statement(_claim)
+_CLAIM_AT_ONCE = Statement(_claim_in_one_statement)
 
 
 def claim(graph_id: int, owner: str, now: float) -> bool:
@@ -142,7 +170,20 @@ def claim(graph_id: int, owner: str, now: float) -> bool:
 
 def claim_and_load(graph_id: int, owner: str, now: float) -> list[GraphRow] | None:
     """Claim an unowned graph and load its tree in the same transaction (one trip to the
-    database thread); None if another scheduler has it or it is no longer active."""
+    database thread); None if another scheduler has it or it is no longer active. Where
+    the database has writable CTEs, a graph with nothing nested below it yet (a graph just
+    submitted) is two statements: the claim with its log row and graph row, its tasks."""
+    if capabilities().writable_cte:
+        row = _CLAIM_AT_ONCE.execute(owner=owner, now=now, id=graph_id, ts=time.time(),
+                                     kind="graph.claimed").fetchone()
+        if row is None:
+            return None
+        if row[-1]:                 # graphs nested below it (held before by a scheduler)
+            return load_tree(graph_id, owner)
+        gid, epoch, state, priority, parent_task, root, depth, document, inputs, _ = row
+        tasks = [_task_row(r) for r in _ONE_GRAPH_TASKS.execute(id=graph_id).fetchall()]
+        return [GraphRow(gid, epoch, state, priority, parent_task, root or gid, depth,
+                         loads(document), loads(inputs), tasks, {})]
     if not claim(graph_id, owner, now):
         return None
     return load_tree(graph_id, owner)

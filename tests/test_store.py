@@ -1217,6 +1217,34 @@ def test_claim_and_load_in_one_transaction(store: Store) -> None:
     with store.write():
         assert loading.claim_and_load(g.id, "s2", 81.0) is None        # already owned
     assert Graph.get_by_id(g.id).scheduler == "s1"
+    assert [(e.kind, e.actor) for e in LogEntry.select().where(LogEntry.graph == g.id)] == \
+        [("graph.claimed", "s1")]
+
+
+def test_a_claimed_tree_is_loaded_whole(store: Store) -> None:
+    """A graph claimed again after its scheduler let it go, with a graph nested below it:
+    the whole tree, as load_tree reads it, the epoch moved on, one log row per claim."""
+    from wgops.store import loading, scheduling
+
+    g = submit(store)
+    with store.write():
+        loading.claim_and_load(g.id, "s1", 80.0)
+    g = Graph.get_by_id(g.id)
+    bands = Task.get(Task.graph == g.id, Task.name == "bands")
+    with store.write():
+        child = scheduling.spawn_child(g.id, "s1", g.epoch, bands.id, CHILD, {"density": 2},
+                                       4, g.id, 0, 90.0)
+    assert child is not None
+    Graph.update(scheduler=None).where(Graph.id == g.id).execute()      # let go
+    Graph.update(scheduler="s2").where(Graph.id == child.id).execute()
+    with store.write():
+        rows = loading.claim_and_load(g.id, "s2", 95.0)
+    assert rows is not None and [r.id for r in rows] == [g.id, child.id]
+    assert rows == loading.load_tree(g.id, "s2")
+    assert rows[0].epoch == g.epoch + 1 and rows[0].child_of == {bands.id: child.id}
+    assert [(e.kind, e.actor) for e in LogEntry.select().where(
+        LogEntry.graph == g.id, LogEntry.kind == "graph.claimed").order_by(LogEntry.id)] == \
+        [("graph.claimed", "s1"), ("graph.claimed", "s2")]
 
 
 def test_spawned_child_is_returned_as_load_tree_reads_it(store: Store) -> None:
