@@ -9,6 +9,15 @@ nested trees spends most of its time there (docs/performance.md, twelfth pass).
 one before it, so when the fence or the compare-and-set finds nothing, nothing is written,
 and the new task rows come back through ``RETURNING`` (read nowhere else).
 
+One statement reads with one snapshot, taken before it waits for the fence's row lock: a
+writer that changed the parent graph's row meanwhile (another owner, a new epoch) is seen,
+because PostgreSQL checks a locked row's conditions again on its newest version, but the
+built mark's ``NOT EXISTS`` (no graph spawned from this task yet) reads the older snapshot.
+That is enough: only the graph's owner at its epoch passes the fence, and a scheduler writes
+through one connection, one transaction after another, so no spawn of the same task can
+be in flight beside it (a later statement, or one later in the same transaction, sees the
+first's rows).
+
 The text depends on the number of tasks and of pools (a ``VALUES`` list each); it is built
 once per shape and prepared once per connection (:func:`wgops.store.db.execute_text`).
 Graphs with more than :data:`AT_ONCE_TASKS` tasks take the statement-by-statement path.
