@@ -411,8 +411,8 @@ def run_shapes(inst: Installation, i: int) -> dict[str, float]:
     out["expand_to_queued_s"] = max(q for q, _, _ in copies) - source
     out["copies_per_s"] = MAP_COPIES / (max(f for _, _, f in copies) - source)
     after = _static_fanout(inst, f"static-{i}-after")
-    # the static figure brackets the map (once before it, once after): the machine's speed
-    # drifts by a tenth within a minute, and a ratio of two figures taken in sequence follows
+    # the static figure brackets the map (once before it, once after): the VM's speed drifts
+    # within minutes, and a ratio of two figures taken one after the other follows it
     static = (before + after) / 2
     out["static_before_per_s"], out["static_after_per_s"] = before, after
     out["static_tasks_per_s"] = static
