@@ -26,18 +26,29 @@ _DOCUMENT = Statement(lambda: GraphDocument.insert(graph=param("graph"),
                                                   document=param("document")))
 
 
+def merged_inputs(doc: dict[str, Any], inputs: dict[str, Any] | None) -> dict[str, Any]:
+    """A graph's inputs: its document's, overridden by those it is given."""
+    return {**doc.get("inputs", {}), **(inputs or {})}
+
+
+def task_values(doc: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
+    """``(name, kind, spec, deps, pool)`` of each task of a normalised document, in its order,
+    as the task rows hold them."""
+    return [(name, spec["kind"], dumps(spec), dumps(spec["deps"]), spec.get("pool", "default"))
+            for name, spec in doc["tasks"].items()]
+
+
 def create_graph(doc: dict[str, Any], *, priority: int | None = None,
                  parent_task: Task | int | None = None, root: int | None = None, depth: int = 0,
                  owner: str | None = None, inputs: dict[str, Any] | None = None,
                  state: str = "queued") -> Graph:
     """Insert a graph and its tasks (call inside a write transaction)."""
     now = time.time()
-    merged_inputs = {**doc.get("inputs", {}), **(inputs or {})}
     fields = dict(
         name=doc["name"], state=state,
         priority=doc.get("priority", 0) if priority is None else priority,
         scheduler=owner, parent_task=parent_task, depth=depth,
-        source=doc.get("source"), inputs=dumps(merged_inputs),
+        source=doc.get("source"), inputs=dumps(merged_inputs(doc, inputs)),
         created=now, started=now if state == "running" else None)
     if root is not None:
         graph = Graph.create(root=root, **fields)
@@ -54,11 +65,8 @@ def create_graph(doc: dict[str, Any], *, priority: int | None = None,
         graph.root = graph.id
         Graph.update(root=graph.id).where(Graph.id == graph.id).execute()
     _DOCUMENT.execute(graph=graph.id, document=dumps(doc))
-    rows = []
-    for name, spec in doc["tasks"].items():
-        rows.append({"graph": graph.id, "name": name, "kind": spec["kind"], "spec": dumps(spec),
-                     "deps": dumps(spec["deps"]), "pool": spec.get("pool", "default"),
-                     "state": "waiting"})
+    rows = [{"graph": graph.id, "name": name, "kind": kind, "spec": spec, "deps": deps,
+             "pool": pool, "state": "waiting"} for name, kind, spec, deps, pool in task_values(doc)]
     for start in range(0, len(rows), 500):
         Task.insert_many(rows[start:start + 500]).execute()
     for pool in {row["pool"] for row in rows}:

@@ -92,6 +92,13 @@ def _task_row(row: tuple) -> TaskRow:
                    map_of, index, bool(cond))
 
 
+def _graph_row(g: tuple, tasks: list[TaskRow], child_of: dict[int, int]) -> GraphRow:
+    """A row of ``_graph_columns()`` with its tasks, as the scheduler holds it."""
+    gid, epoch, state, priority, parent_task, root, depth, document, inputs = g
+    return GraphRow(gid, epoch, state, priority, parent_task, root or gid, depth,
+                    loads(document), loads(inputs), tasks, child_of)
+
+
 def load_tree(root_id: int, owner: str) -> list[GraphRow]:
     """Every active graph of the tree rooted at ``root_id`` owned by ``owner``, parents first."""
     out = []
@@ -115,10 +122,8 @@ def load_tree(root_id: int, owner: str) -> list[GraphRow]:
         g = graphs.get(gid)
         if g is None:
             continue
-        _, epoch, state, priority, parent_task, root, depth, document, inputs = g
-        out.append(GraphRow(gid, epoch, state, priority, parent_task, root or gid, depth,
-                            loads(document), loads(inputs), tasks[gid],
-                            {t.id: child_of[t.id] for t in tasks[gid] if t.id in child_of}))
+        out.append(_graph_row(g, tasks[gid], {t.id: child_of[t.id] for t in tasks[gid]
+                                              if t.id in child_of}))
     return out
 
 
@@ -180,10 +185,8 @@ def claim_and_load(graph_id: int, owner: str, now: float) -> list[GraphRow] | No
             return None
         if row[-1]:                 # graphs nested below it (held before by a scheduler)
             return load_tree(graph_id, owner)
-        gid, epoch, state, priority, parent_task, root, depth, document, inputs, _ = row
         tasks = [_task_row(r) for r in _ONE_GRAPH_TASKS.execute(id=graph_id).fetchall()]
-        return [GraphRow(gid, epoch, state, priority, parent_task, root or gid, depth,
-                         loads(document), loads(inputs), tasks, {})]
+        return [_graph_row(row[:-1], tasks, {})]
     if not claim(graph_id, owner, now):
         return None
     return load_tree(graph_id, owner)

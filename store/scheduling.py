@@ -289,7 +289,7 @@ def spawn_child(graph_id: int, owner: str, epoch: int, task_id: int, doc: dict[s
     Where the database can, one statement (:mod:`wgops.store.spawning`)."""
     if spawning.available(doc):
         return spawning.spawn_at_once(spawning.MARK_SPAWNING, graph_id, owner, epoch, task_id,
-                                      doc, inputs, dumps(inputs), priority, root, depth, now)
+                                      doc, inputs, priority, root, depth, now)
     lead_in_transaction()           # the fence's lock is held to the end
     if not fence(graph_id, owner, epoch):
         return None

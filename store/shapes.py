@@ -130,7 +130,7 @@ def spawn_built(graph_id: int, owner: str, epoch: int, task_id: int, doc: dict[s
     task stays ``running`` until that graph ends); None: not ours, or not built."""
     if spawning.available(doc):
         return spawning.spawn_at_once(spawning.MARK_BUILT, graph_id, owner, epoch, task_id,
-                                      doc, None, None, priority, root, depth, now)
+                                      doc, None, priority, root, depth, now)
     lead_in_transaction()           # the fence's lock is held to the end
     if not fence(graph_id, owner, epoch):
         return None

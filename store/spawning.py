@@ -29,6 +29,7 @@ import time
 from typing import Any
 
 from wgops.store.db import capabilities, database, execute_text
+from wgops.store.graphs import merged_inputs, task_values
 from wgops.store.loading import GraphRow, _task_row
 from wgops.store.models import dumps
 
@@ -102,29 +103,30 @@ def _text(mark: str, tasks: int, pools: int) -> str:
 
 
 def spawn_at_once(mark: str, graph_id: int, owner: str, epoch: int, task_id: int,
-                  doc: dict[str, Any], inputs: dict[str, Any] | None, args: str | None,
-                  priority: int, root: int, depth: int, now: float) -> GraphRow | None:
+                  doc: dict[str, Any], inputs: dict[str, Any] | None, priority: int,
+                  root: int, depth: int, now: float) -> GraphRow | None:
     """Fence the parent, mark its task (``mark``), insert the child graph, its document, its
     tasks and their pools; the child as :func:`~wgops.store.loading.load_tree` would load
     it, or None (the parent is not ours at ``epoch``, or the task is not in the state
-    ``mark`` needs). Only where :func:`available` says so; inside a write transaction."""
-    merged = {**doc.get("inputs", {}), **(inputs or {})}
-    pools = sorted({spec.get("pool", "default") for spec in doc["tasks"].values()})
+    ``mark`` needs). A nested graph's ``inputs`` are also its task's arguments. Only where
+    :func:`available` says so; inside a write transaction."""
+    merged = merged_inputs(doc, inputs)
+    values = task_values(doc)
+    pools = sorted({pool for *_, pool in values})
     params: list[Any] = [graph_id, owner, epoch]
     if mark == MARK_SPAWNING:
-        params += [now, args, task_id]
+        params += [now, dumps(inputs), task_id]
     else:
         params += [task_id, task_id]
     wall = time.time()              # (create_graph's created and started)
     params += [doc["name"], priority, owner, root, depth + 1, doc.get("source"), dumps(merged),
                wall, wall, dumps(doc)]
-    for ord_, (name, spec) in enumerate(doc["tasks"].items()):
-        params += [ord_, name, spec["kind"], dumps(spec), dumps(spec["deps"]),
-                   spec.get("pool", "default")]
+    for ord_, task in enumerate(values):
+        params += [ord_, *task]
     params += pools
     if mark == MARK_BUILT:
         params += [wall, graph_id, owner]
-    rows = execute_text(_text(mark, len(doc["tasks"]), len(pools)), params).fetchall()
+    rows = execute_text(_text(mark, len(values), len(pools)), params).fetchall()
     if not rows:
         return None
     child_id, child_epoch = rows[0][0], rows[0][1]
