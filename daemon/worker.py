@@ -18,8 +18,9 @@ from typing import Any
 
 from aio_pika.abc import AbstractIncomingMessage
 
-from wgops.daemon import allow
+from wgops.daemon import allow, delivery
 from wgops.daemon.broker import BROKER_ERRORS, Broker, event, refuse
+from wgops.daemon.delivery import Incoming
 from wgops.daemon.executors import Job, PythonExecutor, ShellExecutor, ShellFailed
 from wgops.daemon.notify import Notifier
 from wgops.daemon.protocol import (
@@ -95,8 +96,8 @@ class WorkerDaemon:
         control = await self.broker.declare(self.names.worker(self.id), control_channel)
         await self.db.write(liveness.heartbeat_worker, self.id, os.getpid(), self.slots,
                             list(self.pools), [])
-        for queue in task_queues:
-            self._consumers.append((queue, await queue.consume(self._on_task)))
+        for queue in task_queues:      # the hot path: deliveries without aio-pika's message
+            self._consumers.append((queue, await delivery.consume(queue, self._on_task)))
         self._consumers.append((control, await control.consume(self._on_control)))
         await self.broker.emit(event("daemon.started", data={
             "kind": "worker", "id": self.id, "pid": os.getpid(), "slots": self.slots,
@@ -157,16 +158,16 @@ class WorkerDaemon:
                     "id": self.id, "slots": self.slots, "busy": len(self.executing)}),
                     persistent=False, mandatory=False)
 
-    async def _dead_letter(self, message: AbstractIncomingMessage, queue: str,
+    async def _dead_letter(self, message: Incoming, queue: str,
                            reason: str) -> None:
         await refuse(self.broker, self.db, queue, reason, message.body, self.id, self.clock())
 
-    async def _on_task(self, message: AbstractIncomingMessage) -> None:
+    async def _on_task(self, message: Incoming) -> None:
         handler = asyncio.get_running_loop().create_task(self._guarded(message))
         self._handlers.add(handler)
         handler.add_done_callback(self._handlers.discard)
 
-    async def _guarded(self, message: AbstractIncomingMessage) -> None:
+    async def _guarded(self, message: Incoming) -> None:
         """Loop boundary of one delivery. A failure here (the broker went away under an ack or
         a publish) loses nothing: the unacked message comes back and the database decides."""
         try:
@@ -193,7 +194,7 @@ class WorkerDaemon:
             except Exception:  # noqa: BLE001 - channel gone: requeued by the broker
                 logger.debug("after a failed delivery", exc_info=True)
 
-    async def _handle(self, message: AbstractIncomingMessage) -> None:
+    async def _handle(self, message: Incoming) -> None:
         # the broker closes the channel of a delivery left unacked for consumer_timeout:
         # before then, the message is acked (task detached) or handed back (not started)
         deadline = self.clock() + self.detach_after
@@ -245,7 +246,7 @@ class WorkerDaemon:
             await asyncio.wait({acquire})   # Semaphore.acquire undoes itself on cancel
         return not acquire.cancelled()
 
-    async def _started(self, message: AbstractIncomingMessage, msg: RunTask, queue: str,
+    async def _started(self, message: Incoming, msg: RunTask, queue: str,
                        deadline: float) -> bool:
         """Start (compare-and-set) and run a task holding a slot; True if its message was
         already acked (detached)."""
@@ -271,7 +272,7 @@ class WorkerDaemon:
                                                attempt=msg.attempt, worker=self.id))
         return False
 
-    async def _execute(self, message: AbstractIncomingMessage, msg: RunTask, job: Job,
+    async def _execute(self, message: Incoming, msg: RunTask, job: Job,
                        deadline: float) -> bool:
         """Run a started task, detaching it if it outlives ``deadline``; True if detached."""
         attempts = job.attempts
@@ -301,7 +302,7 @@ class WorkerDaemon:
             self.detached.discard(msg.task)
         return detached
 
-    async def _detach(self, message: AbstractIncomingMessage, msg: RunTask,
+    async def _detach(self, message: Incoming, msg: RunTask,
                       attempts: int) -> bool:
         """Ack a long task's message before the broker's consumer_timeout closes the channel.
         The row (running, this worker, ``detached`` set) is marked first: if this worker dies

@@ -247,3 +247,90 @@ async def test_batched_confirmed_publishes_keep_step_with_single_ones(broker: Br
     await broker.channel.close()
     with pytest.raises(aiormq.exceptions.ChannelInvalidStateError):
         await broker.publish_many([(queue, _task(1), 0, None)])
+
+
+def _close_connection_named(name: str) -> None:
+    """Close, from the broker's side, the connection this test opened (found by its name)."""
+    import subprocess
+
+    out = subprocess.run(["rabbitmqctl", "list_connections", "pid", "name", "client_properties",
+                          "-q", "--no-table-headers"], capture_output=True, text=True,
+                         timeout=60, check=True).stdout
+    pids = [line.split("\t")[0] for line in out.splitlines() if f'"{name}"' in line]
+    assert pids, f"no connection named {name!r}: {out}"
+    for pid in pids:
+        subprocess.run(["rabbitmqctl", "close_connection", pid, "test: cut off"],
+                       capture_output=True, timeout=60, check=True)
+
+
+async def test_a_task_queue_delivers_light_messages_and_keeps_doing_so_after_a_reconnect(
+        wgops_env: dict[str, str], namespace: str) -> None:
+    """The worker's task queues are consumed through :func:`daemon.delivery.consume`: each
+    delivery is a :class:`Delivery` (no aio-pika message built) with the body, headers,
+    routing key and redelivered flag of what was sent; ack and nack settle it once. After the
+    broker cuts the connection, aio-pika's restore subscribes again and the deliveries go on:
+    the first through aio-pika's path, which puts the light one back for those after it."""
+    from aio_pika.exceptions import MessageProcessError
+
+    from wgops.daemon.delivery import consume
+
+    name = f"test-delivery-{namespace}"
+    broker = await Broker(Settings.load(env=wgops_env), name).connect()
+    try:
+        queue_name = broker.names.tasks("default")
+        channel = await broker.new_channel(prefetch=8)
+        queue = await broker.declare(queue_name, channel)
+        got: list[tuple[str, int, bool, str | None]] = []
+        arrived = asyncio.Event()
+        twice: list[str] = []
+
+        async def on_task(message: Any) -> None:
+            task = json.loads(message.body)["task"]
+            got.append((type(message).__name__, task, bool(message.redelivered),
+                        message.routing_key))
+            if task == 2 and not message.redelivered:
+                await message.nack(requeue=True)          # handed back: comes again
+            else:
+                await message.ack()
+                try:
+                    await message.ack()
+                except MessageProcessError:
+                    twice.append(type(message).__name__)
+            arrived.set()
+
+        async def wait_for(count: int) -> None:
+            while len(got) < count:
+                arrived.clear()
+                await asyncio.wait_for(arrived.wait(), 30)
+
+        tag = await consume(queue, on_task)
+        await broker.publish_many([(queue_name, _task(i), 0, None) for i in range(3)])
+        await wait_for(4)
+        assert sorted(got) == sorted([("Delivery", 0, False, queue_name),
+                                      ("Delivery", 1, False, queue_name),
+                                      ("Delivery", 2, False, queue_name),
+                                      ("Delivery", 2, True, queue_name)])
+        assert twice == ["Delivery"] * 3                 # a second ack is refused
+
+        got.clear()
+        await asyncio.to_thread(_close_connection_named, name)
+        for attempt in range(100):                       # the robust connection comes back
+            try:
+                await broker.publish(queue_name, _task(10 + attempt))
+                break
+            except Exception:  # noqa: BLE001 - not reconnected yet
+                await asyncio.sleep(0.2)
+        await wait_for(1)
+        await asyncio.sleep(0.2)
+        await broker.publish(queue_name, _task(99))
+        while not any(task == 99 for _, task, _, _ in got):
+            await wait_for(len(got) + 1)
+        kinds = [kind for kind, _, _, _ in got]
+        assert kinds[0] == "IncomingMessage", got        # restored by aio-pika's path
+        assert kinds[-1] == "Delivery", got              # and the light one is back
+        depth = await broker.depth(queue_name)
+        assert depth is not None and depth[0] == 0       # every delivery was acked
+        await queue.cancel(tag)
+        await channel.close()
+    finally:
+        await broker.close()
