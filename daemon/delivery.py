@@ -2,8 +2,9 @@
 
 aio-pika hands each delivery to a consumer as an ``IncomingMessage``: it converts every
 property of the message on arrival (~20 µs on this machine), runs the callback in a task of
-its own, and its ``ack`` waits until the frame is written. A worker's task queue is its
-hottest path and uses a handful of those properties, so :func:`consume` subscribes through
+its own, and its ``ack`` waits until the frame is written. The daemons' busy queues (a
+worker's task queues, a scheduler's inbox and the graphs queue) use a handful of those
+properties, so :func:`consume` subscribes through
 aio-pika (which keeps the subscription across reconnects, restoring it on each new channel)
 and then puts :class:`Delivery`'s lighter path in place of aio-pika's on the channel it got:
 aiormq calls it with the raw delivery, and it builds only what the worker reads.
@@ -11,8 +12,12 @@ aiormq calls it with the raw delivery, and it builds only what the worker reads.
 aio-pika's restore after a reconnect subscribes again with its own path on the new channel;
 the first delivery that comes that way (an ``IncomingMessage``, which the callback handles
 just as well) puts the lighter one back. Either way the callback gets an object with
-``body``, ``headers``, ``delivery_tag``, ``redelivered``, ``routing_key``, ``processed``,
-``ack()`` and ``nack(requeue)``.
+``body``, ``headers``, ``reply_to``, ``delivery_tag``, ``redelivered``, ``routing_key``,
+``processed``, ``ack()`` and ``nack(requeue)``.
+
+The callback runs in the task aiormq starts for the delivery, as aio-pika's would (aio-pika
+awaits its own task from it, so a channel that closes cancels both alike); a handler that
+must outlive its channel (a worker's task) starts a task of its own.
 """
 
 from __future__ import annotations
@@ -29,13 +34,15 @@ class Delivery:
     its channel without waiting for the frame to be written (an ack or a nack has no reply;
     the write queue keeps it in order with what follows)."""
 
-    __slots__ = ("channel", "body", "headers", "delivery_tag", "redelivered", "routing_key",
-                 "processed")
+    __slots__ = ("channel", "body", "headers", "reply_to", "delivery_tag", "redelivered",
+                 "routing_key", "processed")
 
     def __init__(self, message: DeliveredMessage):
         self.channel = message.channel
         self.body = message.body
-        self.headers = message.header.properties.headers
+        properties = message.header.properties
+        self.headers = properties.headers
+        self.reply_to = properties.reply_to
         delivery = message.delivery
         self.delivery_tag = delivery.delivery_tag
         self.redelivered = delivery.redelivered

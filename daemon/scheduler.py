@@ -18,10 +18,10 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from aio_pika.abc import AbstractIncomingMessage
-
+from wgops.daemon import delivery
 from wgops.daemon.broker import Broker, event, refuse
 from wgops.daemon.collector import Collector
+from wgops.daemon.delivery import Incoming
 from wgops.daemon.dispatch import DispatchQueue
 from wgops.daemon.dispatcher import Dispatcher
 from wgops.daemon.graphlife import GraphLife
@@ -91,10 +91,10 @@ class SchedulerDaemon(Watchdog, Dispatcher, GraphLife):
         await self._refresh_pools(now)
         await inbox.bind(self.names.events, routing_key="pool.changed")
         await inbox.bind(self.names.events, routing_key="daemon.started")
-        self._consumers.append((inbox, await inbox.consume(self._on_inbox)))
+        self._consumers.append((inbox, await delivery.consume(inbox, self._on_inbox)))
         graphs_channel = await self.broker.new_channel(prefetch=20)
         graphs = await self.broker.declare(self.names.graphs, graphs_channel)
-        self._consumers.append((graphs, await graphs.consume(self._on_launch)))
+        self._consumers.append((graphs, await delivery.consume(graphs, self._on_launch)))
         await self.broker.emit(event("daemon.started", data={"kind": "scheduler", "id": self.id,
                                                              "pid": os.getpid()}))
         if self.retention is not None:
@@ -149,11 +149,11 @@ class SchedulerDaemon(Watchdog, Dispatcher, GraphLife):
 
     # -- messages -----------------------------------------------------------------------------
 
-    async def _dead_letter(self, message: AbstractIncomingMessage, queue: str,
+    async def _dead_letter(self, message: Incoming, queue: str,
                            reason: str) -> None:
         await refuse(self.broker, self.db, queue, reason, message.body, self.id, self.clock())
 
-    async def _on_launch(self, message: AbstractIncomingMessage) -> None:
+    async def _on_launch(self, message: Incoming) -> None:
         try:
             msg = self.broker.decode(message, (LaunchGraph,))
         except ProtocolError as exc:
@@ -179,7 +179,7 @@ class SchedulerDaemon(Watchdog, Dispatcher, GraphLife):
         if rows is not None:
             await self._install(rows, now)
 
-    async def _on_inbox(self, message: AbstractIncomingMessage) -> None:
+    async def _on_inbox(self, message: Incoming) -> None:
         queue = self.names.scheduler(self.id)
         try:
             msg = self.broker.decode(message, (TaskDone, TasksDone, Control, Event, LaunchGraph))
@@ -210,7 +210,7 @@ class SchedulerDaemon(Watchdog, Dispatcher, GraphLife):
             logger.exception("handling %s", type(msg).__name__)
         await message.ack()
 
-    async def _on_control(self, msg: Control, message: AbstractIncomingMessage) -> None:
+    async def _on_control(self, msg: Control, message: Incoming) -> None:
         now = self.clock()
         if msg.op in ("refresh", "adopt") and msg.graph is not None:
             await self._reload(msg.graph, now)
