@@ -50,17 +50,18 @@ class Delivery:
         self.processed = False
 
     async def ack(self) -> None:
-        self._settle()
+        self._unsettled()
         await self.channel.basic_ack(self.delivery_tag, wait=False)
+        self.processed = True          # (as aio-pika: not if the channel refused it)
 
     async def nack(self, requeue: bool = True) -> None:
-        self._settle()
+        self._unsettled()
         await self.channel.basic_nack(self.delivery_tag, requeue=requeue, wait=False)
+        self.processed = True
 
-    def _settle(self) -> None:
+    def _unsettled(self) -> None:
         if self.processed:
             raise MessageProcessError("Message already processed", self)
-        self.processed = True
 
 
 Incoming = AbstractIncomingMessage | Delivery      # what a :func:`consume` callback gets
