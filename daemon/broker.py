@@ -20,12 +20,11 @@ import aiormq
 from aio_pika.abc import (
     AbstractChannel,
     AbstractExchange,
-    AbstractIncomingMessage,
     AbstractQueue,
     AbstractRobustConnection,
 )
 
-from wgops.daemon.delivery import Delivery
+from wgops.daemon.delivery import Incoming
 from wgops.daemon.protocol import MAX_PRIORITY, Event, Message, Names, decode
 from wgops.daemon.signing import Signer
 from wgops.daemon.transport import (
@@ -233,7 +232,7 @@ class Broker:
         together; returns when all are confirmed."""
         await self._confirmed([self._frames(q, m, p, r, True) for q, m, p, r in items], True)
 
-    def decode(self, message: AbstractIncomingMessage | Delivery,
+    def decode(self, message: Incoming,
                expect: tuple[type[Message], ...]) -> Message:
         """A received message, its signature checked (when ``message_key`` is set) before a
         byte of it is parsed; raises ProtocolError (the caller dead-letters it)."""

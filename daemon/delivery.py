@@ -73,19 +73,20 @@ async def consume(queue: AbstractQueue, callback: Handler) -> str:
     after a reconnect); its deliveries come as :class:`Delivery` on this channel, and as
     ``IncomingMessage`` on a restored one until its first delivery puts the lighter path
     back. Returns the consumer tag (for ``queue.cancel``)."""
-    tag: str = ""
+    tag = ""                   # (until the subscription is made: no consumer to replace)
 
     async def light(message: DeliveredMessage) -> None:
         await callback(Delivery(message))
 
-    async def through_aio_pika(message: AbstractIncomingMessage) -> None:
-        consumers = message.channel.consumers           # the aiormq channel it came on
-        if tag and consumers.get(tag) is not light and tag in consumers:
+    def lighten(consumers: dict) -> None:
+        """On an aiormq channel's consumers: this subscription's callback is ``light``."""
+        if tag in consumers:
             consumers[tag] = light
+
+    async def through_aio_pika(message: AbstractIncomingMessage) -> None:
+        lighten(message.channel.consumers)              # the aiormq channel it came on
         await callback(message)
 
     tag = await queue.consume(through_aio_pika)
-    underlay = await queue.channel.get_underlay_channel()
-    if tag in underlay.consumers:
-        underlay.consumers[tag] = light
+    lighten((await queue.channel.get_underlay_channel()).consumers)
     return tag

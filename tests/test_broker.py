@@ -251,16 +251,13 @@ async def test_batched_confirmed_publishes_keep_step_with_single_ones(broker: Br
 
 def _close_connection_named(name: str) -> None:
     """Close, from the broker's side, the connection this test opened (found by its name)."""
-    import subprocess
+    from tests.test_reliability import rabbitmqctl
 
-    out = subprocess.run(["rabbitmqctl", "list_connections", "pid", "name", "client_properties",
-                          "-q", "--no-table-headers"], capture_output=True, text=True,
-                         timeout=60, check=True).stdout
+    out = rabbitmqctl("list_connections", "pid", "client_properties", "-q", "--no-table-headers")
     pids = [line.split("\t")[0] for line in out.splitlines() if f'"{name}"' in line]
     assert pids, f"no connection named {name!r}: {out}"
     for pid in pids:
-        subprocess.run(["rabbitmqctl", "close_connection", pid, "test: cut off"],
-                       capture_output=True, timeout=60, check=True)
+        rabbitmqctl("close_connection", pid, "test: cut off")
 
 
 async def test_a_task_queue_delivers_light_messages_and_keeps_doing_so_after_a_reconnect(
